@@ -1,0 +1,204 @@
+"""`VideoAdapter`: the trained part of vidgen, and `VideoDenoiser`: the frozen base model plus the adapter.
+
+The adapter has two zero-initialised paths (DESIGN.md): the token path (context encoder → ℓ tokens →
+decoupled cross-attention in every cross-attention layer) and the spatial path (context features →
+residuals into the down blocks). It saves and loads only its own weights (config.json + safetensors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
+from .context import ContextEncoder, SpatialEncoder
+from .errors import VidgenError
+
+
+def attention_spec(unet) -> list[list]:
+    """[name, query_dim, inner_dim, heads] for every cross-attention layer of `unet`, in a fixed order."""
+    return [[name, attn.to_q.in_features, attn.to_q.out_features, attn.heads]
+            for name, attn in sorted(cross_attention_layers(unet).items())]
+
+
+def residual_spec(unet) -> list[list[int]]:
+    """[channels, stride] of each residual `down_intrablock_additional_residuals` adds, in order.
+
+    diffusers adds it after the last resnet/attention pair of a cross-attention down block (before its
+    downsampler), and after the whole block (downsampler included) for a block without cross-attention.
+    """
+    cfg, spec, stride = unet.config, [], 1
+    for j, block in enumerate(cfg.down_block_types):
+        last = j == len(cfg.down_block_types) - 1
+        if "CrossAttn" in block:
+            spec.append([cfg.block_out_channels[j], stride])
+        stride *= 1 if last else 2
+        if "CrossAttn" not in block:
+            spec.append([cfg.block_out_channels[j], stride])
+    return spec
+
+
+@dataclass
+class Context:
+    """What one frame's context turns into, computed once and reused at every denoising step."""
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # per cross-attention layer, (b, heads, ℓ, d) each
+    residuals: list[torch.Tensor] | None  # per down block, (b, C_j, h_j, w_j)
+
+
+class VideoAdapter(ModelMixin, ConfigMixin):
+    """Context encoders + decoupled cross-attention layers for one base model's layout.
+
+    Args:
+        in_channels (int): latent channels of the base model.
+        cross_attention_dim (int): width of the base model's text tokens (and of the context tokens).
+        attn_layers (list): `attention_spec(unet)`; one decoupled layer per entry.
+        residuals (list): `residual_spec(unet)`; one spatial residual per entry.
+        num_tokens (int, default 16): ℓ, context tokens per frame.
+        width (int, default 128): width of the resampler.
+        depth (int, default 2): resampler blocks.
+        heads (int, default 4): resampler attention heads.
+        patch_size (int, default 2): latent patch size of the frame tokens.
+        max_offset (int, default 16): relative positions j − i are clamped to ±max_offset.
+        spatial_width (int, default 64): width of the spatial encoder.
+        token_path (bool, default True): use the token path.
+        spatial_path (bool, default True): use the spatial path.
+    """
+
+    @register_to_config
+    def __init__(self, in_channels: int, cross_attention_dim: int, attn_layers: list, residuals: list,
+                 num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
+                 max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
+                 spatial_path: bool = True):
+        super().__init__()
+        if not (token_path or spatial_path):
+            raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
+        if token_path:
+            self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
+                                          depth, heads, patch_size, max_offset)
+            self.null_tokens = nn.Parameter(torch.randn(num_tokens, cross_attention_dim) * 0.02)
+            self.layers = nn.ModuleList(DecoupledAttention(q, cross_attention_dim, inner, h)
+                                        for _, q, inner, h in attn_layers)
+        if spatial_path:
+            self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset)
+        self._processors: dict[str, DecoupledProcessor] = {}
+        self._stock: dict | None = None
+        self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule
+
+    @classmethod
+    def for_unet(cls, unet, **options) -> "VideoAdapter":
+        """A fresh (untrained) adapter shaped for `unet`; `options` are the keyword arguments above."""
+        return cls(in_channels=unet.config.in_channels, cross_attention_dim=unet.config.cross_attention_dim,
+                   attn_layers=attention_spec(unet), residuals=residual_spec(unet), **options)
+
+    @property
+    def size_multiple(self) -> int:
+        """Latent height and width must be multiples of this (patches and the spatial pyramid)."""
+        strides = [s for _, s in self.config.residuals] if self.config.spatial_path else [1]
+        return max([self.config.patch_size if self.config.token_path else 1] + strides)
+
+    # ---- attaching to a base model -------------------------------------------------------------------
+
+    def check_compatible(self, unet) -> None:
+        """Raise a clear error when `unet` has another cross-attention width or channel layout."""
+        expected = {"in_channels": unet.config.in_channels,
+                    "cross_attention_dim": unet.config.cross_attention_dim,
+                    "attn_layers": attention_spec(unet), "residuals": residual_spec(unet)}
+        for key, theirs in expected.items():
+            ours = self.config[key]
+            if key in ("attn_layers", "residuals"):
+                ours = [list(x) for x in ours]
+            if ours != theirs:
+                raise VidgenError(f"adapter does not fit this base model: adapter {key}={_short(ours)}; "
+                                  f"base model has {_short(theirs)}")
+
+    def attach(self, unet) -> None:
+        """Wrap every cross-attention processor of `unet`. Freeze `unet` before calling this."""
+        self.check_compatible(unet)
+        if self._attached:
+            self.detach()
+        self._stock = dict(unet.attn_processors)
+        self._attached = (unet,)
+        if not self.config.token_path:
+            return
+        names = [spec[0] for spec in self.config.attn_layers]
+        self._processors = {name: DecoupledProcessor(self._stock[name], layer)
+                            for name, layer in zip(names, self.layers)}
+        unet.set_attn_processor({**self._stock, **self._processors})
+
+    def detach(self) -> None:
+        """Restore the base model's original processors."""
+        for unet in self._attached:
+            unet.set_attn_processor(self._stock)
+        self._attached, self._stock, self._processors = (), None, {}
+
+    # ---- encoding a context ------------------------------------------------------------------------------
+
+    def encode(self, frames, offsets, anchor, levels, mask, text, drop: torch.Tensor | None = None) -> Context:
+        """Encode context frames once.
+
+        Args:
+            frames: (b, k, c, h, w) context latents (VP-scaled, as the base model sees its input).
+            offsets: (b, k) long, j − i. anchor: (b, k) bool. levels: (b, k) noise level (timestep) of each
+            context frame. mask: (b, k) bool, which of the k slots hold a frame. text: (b, L, d) text tokens.
+            drop: (b,) bool, samples whose context is replaced by the null context (guidance, dropout).
+        """
+        kv = residuals = None
+        keep = None if drop is None else (~drop).to(frames.dtype)
+        if self.config.token_path:
+            tokens = self.encoder(frames, offsets, anchor, levels, mask, text)  # b ℓ d
+            if drop is not None:
+                tokens = torch.where(drop[:, None, None], self.null_tokens.to(tokens.dtype), tokens)
+            kv = [layer.project_context(tokens) for layer in self.layers]
+        if self.config.spatial_path:
+            residuals = self.spatial(frames, offsets, anchor, levels, mask)
+            if keep is not None:
+                residuals = [r * keep[:, None, None, None] for r in residuals]
+        return Context(kv, residuals)
+
+    @contextlib.contextmanager
+    def active(self, context: Context | None):
+        """Within the block, the attached processors use `context`'s cached keys/values."""
+        for i, proc in enumerate(self._processors.values()):
+            proc.kv = None if context is None or context.kv is None else context.kv[i]
+        try:
+            yield
+        finally:
+            for proc in self._processors.values():
+                proc.kv = None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) < 160 else text[:157] + "..."
+
+
+class VideoDenoiser(nn.Module):
+    """The frozen base UNet and the adapter in one module (one `prepare` for accelerate, one DDP wrapper)."""
+
+    def __init__(self, unet, adapter: VideoAdapter):
+        super().__init__()
+        unet.requires_grad_(False)  # frozen before the adapter's processors are attached
+        self.unet = unet
+        self.adapter = adapter
+        adapter.attach(unet)
+
+    def condition(self, frames, offsets, anchor, levels, mask, text, drop=None) -> Context:
+        return self.adapter.encode(frames, offsets, anchor, levels, mask, text, drop)
+
+    def predict(self, x: torch.Tensor, t, text: torch.Tensor, context: Context | None) -> torch.Tensor:
+        """The base model's output (ε or v, per its `prediction_type`) for `x` given `context`."""
+        residuals = None
+        if context is not None and context.residuals is not None:
+            residuals = [r.to(x.dtype) for r in context.residuals]  # diffusers pops from this list
+        with self.adapter.active(context):
+            return self.unet(x, t, encoder_hidden_states=text,
+                             down_intrablock_additional_residuals=residuals).sample
+
+    def forward(self, x, t, text, frames, offsets, anchor, levels, mask, drop=None) -> torch.Tensor:
+        """Training: encode the context and predict in one call."""
+        return self.predict(x, t, text, self.condition(frames, offsets, anchor, levels, mask, text, drop))

@@ -1,0 +1,140 @@
+"""Context encoders: summarise other frames for the frame being denoised.
+
+`ContextEncoder` (the note's summariser): frames → patch tokens with 2-D position, relative-time, anchor and
+noise-level embeddings → a Perceiver-style resampler whose ℓ learned queries attend to the frame tokens and
+the text tokens → ℓ × d tokens for decoupled cross-attention.
+
+`SpatialEncoder` (layout): frames → per-frame conv features modulated by the same kind of embedding → a
+learned softmax pooling over frames → a small pyramid whose zero-initialised outputs are T2I-Adapter-style
+residuals for the base model's down blocks.
+
+Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
+Forcing) is a data change, not a model change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.models.embeddings import get_timestep_embedding
+from einops import rearrange
+from torch import nn
+
+
+def sincos_2d(h: int, w: int, dim: int, device) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position embedding, (h·w, dim); any grid size."""
+    quarter = dim // 4
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(quarter, device=device) / max(quarter, 1))
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    parts = []
+    for pos in (ys.flatten(), xs.flatten()):
+        angle = pos[:, None].float() * freqs[None]
+        parts += [angle.sin(), angle.cos()]
+    emb = torch.cat(parts, dim=1)
+    return nn.functional.pad(emb, (0, dim - emb.shape[1]))
+
+
+class FrameEmbedding(nn.Module):
+    """Embeds what is known of a context frame: offset j − i (clamped), anchor flag, and noise level."""
+
+    def __init__(self, width: int, max_offset: int):
+        super().__init__()
+        self.max_offset = max_offset
+        self.offset = nn.Embedding(2 * max_offset + 1, width)
+        self.anchor = nn.Embedding(2, width)
+        self.level = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.width = width
+
+    def forward(self, offsets: torch.Tensor, anchor: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        # offsets, anchor, levels: (b, k) → (b, k, width)
+        b, k = offsets.shape
+        off = offsets.clamp(-self.max_offset, self.max_offset) + self.max_offset
+        lev = get_timestep_embedding(levels.reshape(-1).float(), self.width, flip_sin_to_cos=True)
+        lev = self.level(lev.to(self.offset.weight.dtype)).reshape(b, k, -1)
+        return self.offset(off) + self.anchor(anchor.long()) + lev
+
+
+class ResamplerBlock(nn.Module):
+    """Queries attend to (frame tokens ⊕ text tokens), then a feed-forward layer; pre-norm residual."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.norm_q = nn.LayerNorm(width)
+        self.norm_kv = nn.LayerNorm(width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.ff = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.GELU(),
+                                nn.Linear(4 * width, width))
+
+    def forward(self, q: torch.Tensor, kv: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        kv = self.norm_kv(kv)
+        q = q + self.attn(self.norm_q(q), kv, kv, key_padding_mask=pad, need_weights=False)[0]
+        return q + self.ff(q)
+
+
+class ContextEncoder(nn.Module):
+    """Context frames (+ text) → ℓ tokens of width `out_dim` (the base model's cross-attention width)."""
+
+    def __init__(self, in_channels: int, text_dim: int, out_dim: int, width: int, num_tokens: int,
+                 depth: int, heads: int, patch_size: int, max_offset: int):
+        super().__init__()
+        self.patch = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)
+        self.frame_emb = FrameEmbedding(width, max_offset)
+        self.text_in = nn.Linear(text_dim, width)
+        self.queries = nn.Parameter(torch.randn(num_tokens, width) / math.sqrt(width))
+        self.blocks = nn.ModuleList(ResamplerBlock(width, heads) for _ in range(depth))
+        self.out = nn.Sequential(nn.Linear(width, out_dim), nn.LayerNorm(out_dim))
+
+    def forward(self, frames, offsets, anchor, levels, mask, text) -> torch.Tensor:
+        # frames (b, k, c, h, w); offsets/anchor/levels/mask (b, k); text (b, L, text_dim)
+        b, k = frames.shape[:2]
+        x = self.patch(rearrange(frames, "b k c h w -> (b k) c h w"))  # (b k) width h' w'
+        hh, ww = x.shape[-2:]
+        x = rearrange(x, "(b k) d h w -> b k (h w) d", b=b) + sincos_2d(hh, ww, x.shape[1], x.device).to(x.dtype)
+        x = x + self.frame_emb(offsets, anchor, levels)[:, :, None]  # b k n d
+        frame_tokens = rearrange(x, "b k n d -> b (k n) d")
+        text_tokens = self.text_in(text)
+        kv = torch.cat([frame_tokens, text_tokens], dim=1)
+        pad = torch.cat([(~mask).repeat_interleave(hh * ww, dim=1),
+                         torch.zeros(b, text_tokens.shape[1], dtype=torch.bool, device=mask.device)], dim=1)
+        q = self.queries[None].expand(b, -1, -1)
+        for block in self.blocks:
+            q = block(q, kv, pad)
+        return self.out(q)  # (b, ℓ, out_dim)
+
+
+class SpatialEncoder(nn.Module):
+    """Context frames → zero-initialised residuals, one per entry of `residuals` = [(channels, stride), ...]."""
+
+    def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.SiLU(),
+                                  nn.Conv2d(width, width, 3, padding=1))
+        self.frame_emb = FrameEmbedding(width, max_offset)
+        self.film = nn.Linear(width, 2 * width)
+        self.pool_logit = nn.Linear(width, 1)
+        self.strides = [stride for _, stride in residuals]
+        levels = int(math.log2(max(self.strides)))
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Conv2d(width, width, 3, stride=2, padding=1)) for _ in range(levels))
+        self.mix = nn.Sequential(nn.SiLU(), nn.Conv2d(width, width, 3, padding=1))
+        self.heads = nn.ModuleList(nn.Conv2d(width, ch, 1) for ch, _ in residuals)
+        for head in self.heads:  # zero-initialised: an untrained spatial path adds exactly nothing
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, frames, offsets, anchor, levels, mask) -> list[torch.Tensor]:
+        b, k = frames.shape[:2]
+        feats = rearrange(self.stem(rearrange(frames, "b k c h w -> (b k) c h w")), "(b k) d h w -> b k d h w", b=b)
+        emb = self.frame_emb(offsets, anchor, levels)  # b k d
+        scale, shift = self.film(emb).chunk(2, dim=-1)
+        feats = feats * (1 + scale[..., None, None]) + shift[..., None, None]
+        logits = self.pool_logit(emb).squeeze(-1).masked_fill(~mask, float("-inf"))  # b k
+        weights = torch.softmax(logits, dim=1).nan_to_num(0.0)  # a sample with no context frame pools to zero
+        pooled = torch.einsum("bk,bkdhw->bdhw", weights, feats)
+        pyramid = {1: self.mix(pooled)}
+        x = pyramid[1]
+        for level, down in enumerate(self.down, start=1):
+            x = down(x)
+            pyramid[2 ** level] = x
+        return [head(pyramid[stride]) for head, stride in zip(self.heads, self.strides)]
