@@ -51,7 +51,7 @@ class FrameEmbedding(nn.Module):
         b, k = offsets.shape
         off = offsets.clamp(-self.max_offset, self.max_offset) + self.max_offset
         lev = get_timestep_embedding(levels.reshape(-1).float(), self.width, flip_sin_to_cos=True)
-        lev = self.level(lev.to(self.offset.weight.dtype)).reshape(b, k, -1)
+        lev = self.level(lev.to(self.offset.weight.dtype)).reshape(b, k, self.width)
         return self.offset(off) + self.anchor(anchor.long()) + lev
 
 

@@ -1,0 +1,84 @@
+"""Noise-prediction callables for the samplers, built from a `VideoDenoiser`, with classifier-free guidance.
+
+Text guidance alone:      ε̂ = ε(ctx, ∅) + w_t [ε(ctx, c) − ε(ctx, ∅)]
+Context guidance too:     ε̂ = ε(∅, ∅) + w_x [ε(ctx, ∅) − ε(∅, ∅)] + w_t [ε(ctx, c) − ε(ctx, ∅)]
+All branches run as one batch. The context encoder reads the text, so the text-free branches encode their own
+context with the null text; each branch keeps its own cached keys/values (they are rows of one batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+
+from .adapter import VideoDenoiser
+from .sampling import FrameContext, joint_context
+
+
+@dataclass(frozen=True)
+class Guidance:
+    text_scale: float = 5.0  # w_t; 1 disables text guidance
+    context_scale: float = 1.0  # w_x; 1 disables context guidance
+
+    @property
+    def branches(self) -> list[tuple[bool, bool]]:
+        """(use context, use text) of each batched branch."""
+        if self.context_scale != 1:
+            return [(False, False), (True, False), (True, True)]
+        if self.text_scale != 1:
+            return [(True, False), (True, True)]
+        return [(True, True)]
+
+    def combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        if len(outs) == 3:
+            e00, e10, e11 = outs
+            return e00 + self.context_scale * (e10 - e00) + self.text_scale * (e11 - e10)
+        if len(outs) == 2:
+            e0, e1 = outs
+            return e0 + self.text_scale * (e1 - e0)
+        return outs[0]
+
+
+def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Tensor, guidance: Guidance,
+                cache: bool = True):
+    """`frame_model` for `sample_autoregressive`: context → denoiser. With `cache` (the default) the context
+    tokens, spatial residuals and all keys/values are computed once per frame; without, at every step."""
+    branches = guidance.branches
+    n = len(branches)
+
+    def build(ctx: FrameContext):
+        b = ctx.frames.shape[0]
+        texts = torch.cat([text if use_text else null_text for _, use_text in branches])
+        drop = torch.cat([torch.full((b,), not use_ctx, device=text.device) for use_ctx, _ in branches])
+        args = ctx.repeat(n).as_args()
+        args = (args[0].to(text.dtype), *args[1:])
+
+        def condition():
+            return denoiser.condition(*args, texts, drop)
+
+        cached = condition() if cache else None
+
+        def predict(x: torch.Tensor, t) -> torch.Tensor:
+            out = denoiser.predict(x.repeat(n, 1, 1, 1), t, texts, cached if cache else condition())
+            return guidance.combine(list(out.chunk(n)))
+
+        return predict
+
+    return build
+
+
+def video_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Tensor, guidance: Guidance,
+                window: int | None = None):
+    """`video_model` for `sample_joint`: every frame predicted given the other frames at the same step."""
+
+    def predict(x: torch.Tensor, t) -> torch.Tensor:
+        b, f = x.shape[:2]
+        ctx = joint_context(x, t, window)  # batch (b f)
+        frames = frame_model(denoiser, text.repeat_interleave(f, 0), null_text.repeat_interleave(f, 0),
+                             guidance)(ctx)
+        out = frames(rearrange(x, "b f c h w -> (b f) c h w"), t)
+        return rearrange(out, "(b f) c h w -> b f c h w", b=b)
+
+    return predict

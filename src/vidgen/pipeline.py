@@ -1,0 +1,270 @@
+"""`VideoPipeline`: prompt → text embedding → sampler ↔ noise prediction → latents → VAE → frames → file."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .adapter import VideoAdapter, VideoDenoiser
+from .errors import VidgenError, check
+from .guidance import Guidance, frame_model, video_model
+from .sampling import Mode, Start, sample_autoregressive, sample_joint
+from .video import VideoWriter, read_video, resize_center_crop
+
+SCHEDULERS = {
+    "ddim": ("DDIMScheduler", {}),
+    "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+}
+SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Settings of one generation; the CLI maps its flags onto these fields."""
+    num_frames: int = 16  # frames in the output, given frames (image, clip) included
+    height: int | None = None  # pixels; None: the base model's native size
+    width: int | None = None
+    num_inference_steps: int = 25
+    guidance_scale: float = 5.0  # text guidance w_t (1 = off)
+    context_guidance_scale: float = 1.0  # context guidance w_x (1 = off)
+    negative_prompt: str | None = None
+    mode: str = "autoregressive"  # autoregressive | joint
+    scheduler: str = "ddim"  # ddim | dpm++ | euler | unipc
+    window: int = 4  # K: context = the anchor frame + the last K frames (joint: the K nearest frames)
+    start: str = "previous"  # autoregressive start of frame i: noise | previous (α_T x^{i-1} + σ_T z)
+    context_noise: int = 0  # context noise augmentation level (training timestep), 0 = clean context
+
+    def validate(self, num_train_timesteps: int) -> None:
+        check(self.num_frames >= 1, "num_frames", self.num_frames, "an integer ≥ 1")
+        check(self.num_inference_steps >= 1, "num_inference_steps", self.num_inference_steps, "an integer ≥ 1")
+        check(self.guidance_scale >= 0, "guidance_scale", self.guidance_scale, "a number ≥ 0")
+        check(self.context_guidance_scale >= 0, "context_guidance_scale", self.context_guidance_scale,
+              "a number ≥ 0")
+        check(self.mode in {m.value for m in Mode}, "mode", self.mode, "'autoregressive' or 'joint'")
+        check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, " | ".join(SCHEDULERS))
+        check(self.window >= 1, "window", self.window, "an integer ≥ 1")
+        check(self.start in {s.value for s in Start}, "start", self.start, "'noise' or 'previous'")
+        check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
+              f"an integer in [0, {num_train_timesteps})")
+
+
+@dataclass
+class VideoOutput:
+    frames: np.ndarray  # (frames, height, width, 3) uint8
+
+
+def _load(what: str, folder: Path, loader):
+    try:
+        return loader()
+    except VidgenError:
+        raise
+    except Exception as exc:  # diffusers/transformers raise many types for missing or corrupt files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VidgenError(f"{what}: could not load {str(folder)!r} ({first}); expected a readable "
+                          f"{'diffusers Stable Diffusion folder' if what == 'model' else 'vidgen adapter folder'}")
+
+
+class VideoPipeline:
+    """A frozen text-to-image model plus a `VideoAdapter`. See `from_pretrained` and `__call__`."""
+
+    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, adapter: VideoAdapter | None = None):
+        self.vae, self.text_encoder, self.tokenizer, self.scheduler = vae, text_encoder, tokenizer, scheduler
+        for part in (vae, text_encoder, unet):
+            part.requires_grad_(False).eval()
+        self.denoiser = VideoDenoiser(unet, adapter if adapter is not None else VideoAdapter.for_unet(unet))
+        self.denoiser.eval()
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path, adapter: str | Path | VideoAdapter | None = None,
+                        device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "VideoPipeline":
+        """Load a diffusers Stable Diffusion folder (`model_index.json`, vae/, text_encoder/, tokenizer/, unet/,
+        scheduler/) and an adapter folder (or an untrained adapter when `adapter` is None)."""
+        import diffusers
+        import transformers
+
+        folder = Path(model)
+        if not (folder / "model_index.json").is_file():
+            raise VidgenError(f"model: got {str(model)!r}, which has no model_index.json; expected a diffusers "
+                              f"Stable Diffusion folder with {', '.join(SD_PARTS)}")
+        index = _load("model", folder, lambda: diffusers.DiffusionPipeline.load_config(folder))
+        parts = {}
+        for name in SD_PARTS:
+            library, cls_name = index.get(name, (None, None))
+            if cls_name is None or not (folder / name).is_dir():
+                raise VidgenError(f"model: {str(model)!r} has no usable {name}/ part; expected a diffusers "
+                                  f"Stable Diffusion folder with {', '.join(SD_PARTS)}")
+            module = transformers if library == "transformers" else diffusers
+            loader = getattr(module, cls_name).from_pretrained
+            parts[name] = _load("model", folder / name, lambda: loader(folder, subfolder=name))
+        if isinstance(adapter, (str, Path)):
+            adapter_dir = Path(adapter)
+            if not (adapter_dir / "config.json").is_file():
+                raise VidgenError(f"adapter: got {str(adapter)!r}, which has no config.json; expected a folder "
+                                  "written by VideoAdapter.save_pretrained or vidgen train")
+            adapter = _load("adapter", adapter_dir, lambda: VideoAdapter.from_pretrained(adapter_dir))
+        pipe = cls(**parts, adapter=adapter)
+        return pipe.to(device, dtype)
+
+    def to(self, device, dtype=None) -> "VideoPipeline":
+        for part in (self.vae, self.text_encoder, self.denoiser):
+            part.to(device)
+            if dtype is not None and dtype != next(part.parameters()).dtype:
+                part.to(dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.denoiser.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.denoiser.unet.dtype
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this many pixels."""
+        unet_factor = 2 ** (len(self.denoiser.unet.config.block_out_channels) - 1)
+        return self.vae_scale_factor * max(unet_factor, self.denoiser.adapter.size_multiple)
+
+    # ---- phases -------------------------------------------------------------------------------------
+
+    def _config(self, prompt: str, options: dict) -> GenerationConfig:
+        names = {f.name for f in fields(GenerationConfig)}
+        unknown = sorted(set(options) - names)
+        check(not unknown, "options", unknown, f"keywords among {sorted(names)}")
+        native = self.denoiser.unet.config.sample_size * self.vae_scale_factor
+        options = {"height": native, "width": native, **{k: v for k, v in options.items() if v is not None}}
+        config = GenerationConfig(**options)
+        check(isinstance(prompt, str) and prompt.strip() != "", "prompt", prompt, "a non-empty text")
+        config.validate(self.scheduler.config.num_train_timesteps)
+        m = self.size_multiple
+        for name in ("height", "width"):
+            value = getattr(config, name)
+            check(value >= m and value % m == 0, name, value, f"a positive multiple of {m} for this model")
+        return config
+
+    def make_scheduler(self, name: str):
+        import diffusers
+        cls_name, extra = SCHEDULERS[name]
+        return getattr(diffusers, cls_name).from_config(self.scheduler.config, **extra)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids.to(self.device)
+        return self.text_encoder(ids)[0].to(self.dtype)  # (1, L, d)
+
+    @torch.no_grad()
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """(f, h, w, 3) uint8 → latents (f, c, h/s, w/s), scaled as the base model expects."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, self.dtype)
+        x = x.permute(0, 3, 1, 2) / 127.5 - 1
+        z = torch.cat([self.vae.encode(chunk).latent_dist.mode() for chunk in x.split(8)])
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        return (z - shift) * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents (b, c, h, w) → (b, H, W, 3) uint8."""
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        image = self.vae.decode(latents / self.vae.config.scaling_factor + shift).sample
+        image = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return image.permute(0, 2, 3, 1).cpu().numpy()
+
+    def _given_frames(self, config: GenerationConfig, image, video) -> torch.Tensor | None:
+        """Latents (1, p, c, h, w) of the frames that open the video: an image or a clip to continue."""
+        if image is None and video is None:
+            return None
+        check(config.mode == Mode.AUTOREGRESSIVE.value, "mode", config.mode,
+              "'autoregressive' when an image or a clip to continue is given")
+        frames = []
+        if image is not None:
+            frames.append(resize_center_crop(_read_image(image), config.height, config.width))
+        if video is not None:
+            clip = read_video(video) if isinstance(video, (str, Path)) else video
+            frames += [resize_center_crop(f, config.height, config.width) for f in clip]
+        check(len(frames) <= config.num_frames, "num_frames", config.num_frames,
+              f"at least the {len(frames)} given frames")
+        return self.encode_frames(np.stack(frames))[None]
+
+    # ---- generation ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def stream(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,
+               **options) -> Iterator[np.ndarray]:
+        """Autoregressive generation, one (height, width, 3) uint8 frame at a time, memory flat in
+        `num_frames`. Options are the fields of `GenerationConfig`."""
+        config = self._config(prompt, options)
+        check(config.mode == Mode.AUTOREGRESSIVE.value, "mode", config.mode,
+              "'autoregressive' for stream (joint mode holds all frames at once)")
+        prefix = self._given_frames(config, image, video)
+        text, null_text = self._texts(prompt, config)
+        model = frame_model(self.denoiser, text, null_text, Guidance(config.guidance_scale,
+                                                                     config.context_guidance_scale))
+        shape = (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
+                 config.width // self.vae_scale_factor)
+        latents = sample_autoregressive(model, self.make_scheduler(config.scheduler), shape, config.num_frames,
+                                        config.num_inference_steps, window=config.window, start=Start(config.start),
+                                        context_level=config.context_noise, prefix=prefix, generator=generator,
+                                        device=self.device, dtype=self.dtype)
+        for latent in latents:
+            yield self.decode(latent)[0]
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,
+                 output: str | Path | None = None, fps: float = 8, **options) -> VideoOutput:
+        """Generate a video. Options are the fields of `GenerationConfig` (num_frames, height, width,
+        num_inference_steps, guidance_scale, context_guidance_scale, negative_prompt, mode, scheduler,
+        window, start, context_noise). `image`: a first frame (path, PIL image or array); `video`: a clip
+        (path or (f, h, w, 3) array) to continue; both autoregressive only. With `output`, frames are also
+        streamed to that file as they are made."""
+        config = self._config(prompt, options)
+        writer = VideoWriter(output, fps) if output is not None else contextlib.nullcontext()
+        frames = []
+        with writer:
+            for frame in self._frames(prompt, config, image, video, generator):
+                frames.append(frame)
+                if output is not None:
+                    writer.write(frame)
+        return VideoOutput(np.stack(frames))
+
+    def _frames(self, prompt, config: GenerationConfig, image, video, generator) -> Iterator[np.ndarray]:
+        options = {f.name: getattr(config, f.name) for f in fields(config)}
+        if config.mode == Mode.AUTOREGRESSIVE.value:
+            yield from self.stream(prompt, image=image, video=video, generator=generator, **options)
+            return
+        self._given_frames(config, image, video)  # rejects given frames in joint mode
+        text, null_text = self._texts(prompt, config)
+        model = video_model(self.denoiser, text, null_text, Guidance(config.guidance_scale,
+                                                                     config.context_guidance_scale), config.window)
+        shape = (1, config.num_frames, self.denoiser.unet.config.in_channels,
+                 config.height // self.vae_scale_factor, config.width // self.vae_scale_factor)
+        latents = sample_joint(model, self.make_scheduler(config.scheduler), shape, config.num_inference_steps,
+                               generator=generator, device=self.device, dtype=self.dtype)
+        for latent in latents[0]:
+            yield self.decode(latent[None])[0]
+
+    def _texts(self, prompt: str, config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode_prompt(prompt), self.encode_prompt(config.negative_prompt or "")
+
+
+def _read_image(image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image)
+    try:
+        with Image.open(image) as img:
+            return img.convert("RGB")
+    except Exception as exc:
+        raise VidgenError(f"image: could not read {str(image)!r} ({type(exc).__name__}); expected a PNG, JPEG "
+                          "or other image file PIL can open")
