@@ -75,22 +75,28 @@ def _load(what: str, folder: Path, loader):
 class VideoPipeline:
     """A frozen text-to-image model plus a `VideoAdapter`. See `from_pretrained` and `__call__`."""
 
-    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, adapter: VideoAdapter | None = None):
+    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, adapter: VideoAdapter | None = None,
+                 adapter_options: dict | None = None):
         self.vae, self.text_encoder, self.tokenizer, self.scheduler = vae, text_encoder, tokenizer, scheduler
         for part in (vae, text_encoder, unet):
             part.requires_grad_(False).eval()
-        self.denoiser = VideoDenoiser(unet, adapter if adapter is not None else VideoAdapter.for_unet(unet))
+        if adapter is None:
+            adapter = VideoAdapter.for_unet(unet, **(adapter_options or {}))
+        self.denoiser = VideoDenoiser(unet, adapter)
         self.denoiser.eval()
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
     def from_pretrained(cls, model: str | Path, adapter: str | Path | VideoAdapter | None = None,
-                        device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "VideoPipeline":
+                        device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                        adapter_options: dict | None = None) -> "VideoPipeline":
         """Load a diffusers Stable Diffusion folder (`model_index.json`, vae/, text_encoder/, tokenizer/, unet/,
-        scheduler/) and an adapter folder (or an untrained adapter when `adapter` is None)."""
+        scheduler/) and an adapter folder, or start from an untrained adapter (shaped by `adapter_options`,
+        the keyword arguments of `VideoAdapter`) when `adapter` is None."""
         import diffusers
         import transformers
 
+        transformers.utils.logging.disable_progress_bar()
         folder = Path(model)
         if not (folder / "model_index.json").is_file():
             raise VidgenError(f"model: got {str(model)!r}, which has no model_index.json; expected a diffusers "
@@ -111,7 +117,7 @@ class VideoPipeline:
                 raise VidgenError(f"adapter: got {str(adapter)!r}, which has no config.json; expected a folder "
                                   "written by VideoAdapter.save_pretrained or vidgen train")
             adapter = _load("adapter", adapter_dir, lambda: VideoAdapter.from_pretrained(adapter_dir))
-        pipe = cls(**parts, adapter=adapter)
+        pipe = cls(**parts, adapter=adapter, adapter_options=adapter_options)
         return pipe.to(device, dtype)
 
     def to(self, device, dtype=None) -> "VideoPipeline":

@@ -1,0 +1,81 @@
+"""Training checkpoints, written atomically and loaded from safetensors + JSON only (no pickle).
+
+A checkpoint is a folder `step-XXXXXXX/` holding the adapter (config.json + safetensors), the EMA weights,
+the optimizer state (tensors in safetensors, the rest in JSON), the step, and the resolved training
+configuration. It is written under a temporary name and renamed into place, and `latest` names the newest
+complete one, so an interrupted write never leaves a checkpoint that looks whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def optimizer_to_files(optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    state = optimizer.state_dict()
+    tensors, meta = {}, {"param_groups": state["param_groups"], "state": {}}
+    for idx, entry in state["state"].items():
+        meta["state"][str(idx)] = {}
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{key}"] = value.contiguous()
+            else:
+                meta["state"][str(idx)][key] = value
+    save_file(tensors, folder / "optimizer.safetensors")
+    (folder / "optimizer.json").write_text(json.dumps(meta))
+
+
+def optimizer_from_files(optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    meta = json.loads((folder / "optimizer.json").read_text())
+    state = {int(idx): dict(entry) for idx, entry in meta["state"].items()}
+    for name, tensor in load_file(folder / "optimizer.safetensors").items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = tensor
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(root: Path, step: int, adapter, optimizer, ema: dict | None, config: dict) -> Path:
+    """Write `root/step-XXXXXXX` atomically and point `root/latest` at it."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = root / f".tmp-step-{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    adapter.save_pretrained(tmp / "adapter")
+    if ema is not None:
+        save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
+    optimizer_to_files(optimizer, tmp)
+    (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+    (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    latest = root / ".latest.tmp"
+    latest.write_text(final.name)
+    os.replace(latest, root / "latest")
+    return final
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    pointer = root / "latest"
+    if not pointer.is_file():
+        return None
+    path = root / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def load_checkpoint(path: Path, adapter, optimizer) -> tuple[int, dict | None, dict]:
+    """Restore adapter weights and optimizer state in place; return (step, ema weights or None, config)."""
+    weights = load_file(next((path / "adapter").glob("*.safetensors")))
+    adapter.load_state_dict(weights, strict=True)
+    optimizer_from_files(optimizer, path)
+    ema_file = path / "ema.safetensors"
+    ema = load_file(ema_file) if ema_file.is_file() else None
+    step = json.loads((path / "trainer.json").read_text())["step"]
+    return step, ema, json.loads((path / "train_config.json").read_text())

@@ -1,0 +1,125 @@
+"""`vidgen generate | train | tiny-model`. Flags are generated from the configuration dataclasses; the CLI has
+no logic of its own. Bad input prints one line (what, the value given, what is accepted) and exits 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import types
+import typing
+
+from .errors import VidgenError
+
+# generate: flag → GenerationConfig field, where the flag reads better than the field name
+GENERATE_FLAGS = {"frames": "num_frames", "steps": "num_inference_steps", "guidance": "guidance_scale",
+                  "context_guidance": "context_guidance_scale"}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        raise VidgenError(f"{self.prog}: {message}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls, skip=(), rename: dict[str, str] | None = None):
+    """One flag per dataclass field (`--field-name`, or the name `rename` gives it), typed from its annotation."""
+    by_field = {v: k for k, v in (rename or {}).items()}
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        kind = hints[field.name]
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        flag = "--" + by_field.get(field.name, field.name).replace("_", "-")
+        default = field.default if field.default is not dataclasses.MISSING else None
+        comment = f"(default: {default})"
+        if kind is bool:
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=comment)
+        else:
+            parser.add_argument(flag, dest=field.name, type=kind, default=default,
+                                required=field.default is dataclasses.MISSING, help=comment)
+
+
+def config_from(args: argparse.Namespace, cls):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
+def build_parser() -> Parser:
+    from .pipeline import GenerationConfig
+    from .training import TrainConfig
+
+    parser = Parser(prog="vidgen", description="Text-to-video with a frozen text-to-image model and an adapter.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    gen = sub.add_parser("generate", help="generate a video from a prompt")
+    gen.add_argument("prompt")
+    gen.add_argument("--model", help="diffusers Stable Diffusion folder")
+    gen.add_argument("--adapter", help="adapter folder (default: an untrained adapter)")
+    gen.add_argument("--out", required=True, help="output: .mp4, .webm, .gif, or a directory ending in '/'")
+    gen.add_argument("--fps", type=float, default=8.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--image", help="first frame (image-to-video, autoregressive mode)")
+    gen.add_argument("--video", help="a clip to continue (autoregressive mode)")
+    gen.add_argument("--device", default="cpu")
+    add_config_flags(gen, GenerationConfig, rename=GENERATE_FLAGS)
+
+    tr = sub.add_parser("train", help="train an adapter on a folder of captioned videos")
+    add_config_flags(tr, TrainConfig)
+    tr.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+
+    tiny = sub.add_parser("tiny-model", help="build a tiny random Stable Diffusion folder (offline)")
+    tiny.add_argument("--out", required=True)
+    tiny.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def generate(args) -> None:
+    import torch
+
+    from .pipeline import GenerationConfig, VideoPipeline
+    from .video import check_output_path
+
+    config = config_from(args, GenerationConfig)
+    config.validate(num_train_timesteps=sys.maxsize)  # fail fast, before loading; the pipeline checks again
+    check_output_path(args.out)
+    if args.image is not None and not os.path.isfile(args.image):
+        raise VidgenError(f"--image: got {args.image!r}, which is not a file; expected an image file")
+    if args.model is None:
+        raise VidgenError("--model: got nothing, and no model ships with this version yet; expected a diffusers "
+                          "Stable Diffusion folder (vidgen tiny-model --out DIR builds a tiny one)")
+    pipe = VideoPipeline.from_pretrained(args.model, adapter=args.adapter, device=args.device)
+    options = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    generator = torch.Generator().manual_seed(args.seed)
+    video = pipe(args.prompt, image=args.image, video=args.video, generator=generator, output=args.out,
+                 fps=args.fps, **options)
+    print(f"wrote {len(video.frames)} frames to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "generate":
+            generate(args)
+        elif args.command == "train":
+            from .training import TrainConfig, train
+
+            print(f"adapter written to {train(config_from(args, TrainConfig), resume=args.resume)}")
+        elif args.command == "tiny-model":
+            from .tiny import build_tiny_sd
+
+            print(f"tiny model written to {build_tiny_sd(args.out, seed=args.seed)}")
+    except VidgenError as exc:
+        print(f"vidgen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vidgen: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

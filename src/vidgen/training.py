@@ -1,0 +1,278 @@
+"""Training the adapter on a frozen base model (DESIGN.md, "Training").
+
+Per example: a clip, a target frame i, a level t and a mode. Autoregressive examples condition on the anchor
+and the last K clean frames before i (optionally noised to a random level ≤ `context_noise`); joint examples
+on the other frames, each noised at the same t with its own noise. The loss is the base model's own target
+(ε, v or x₀) for frame i. Text and context are dropped independently for classifier-free guidance.
+
+Every random draw of step n comes from a generator seeded by (seed, n, micro-batch, process), so a resumed run
+repeats exactly what an uninterrupted one would have done; checkpoints hold weights, EMA, optimizer and step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .data.video_folder import VideoFolderDataset, read_captions
+from .errors import VidgenError, check
+from .sampling import FrameContext, context_window, joint_window, vp_noise
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str  # diffusers Stable Diffusion folder (frozen)
+    data: str  # video folder with captions.jsonl
+    out: str  # output folder: adapter/, checkpoints/, log.jsonl, cache/
+    num_frames: int = 8  # frames per training clip
+    stride: int = 1  # take every stride-th frame of a video
+    height: int | None = None  # pixels; None: the base model's native size
+    width: int | None = None
+    batch_size: int = 8
+    steps: int = 1000  # optimizer steps in all (a resumed run continues to this)
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    gradient_accumulation: int = 1  # micro-batches per optimizer step
+    joint_fraction: float = 0.25  # share of joint-mode examples (the rest autoregressive)
+    text_dropout: float = 0.1  # probability of training with the null text
+    context_dropout: float = 0.1  # probability of training with the null context
+    context_noise: int = 0  # autoregressive context augmentation: levels drawn in [0, context_noise]
+    window: int = 4  # K: the anchor + the last K frames (joint: the K nearest)
+    ema_decay: float = 0.0  # 0 disables EMA; the exported adapter holds the EMA weights when enabled
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    cache_latents: bool = True  # encode all clips with the VAE once and keep the latents on disk
+    num_tokens: int = 16  # adapter: context tokens ℓ
+    adapter_width: int = 128  # adapter: resampler width
+    adapter_depth: int = 2  # adapter: resampler blocks
+    token_path: bool = True  # adapter: decoupled cross-attention path
+    spatial_path: bool = True  # adapter: spatial residual path
+
+    # fields that may change between a run and its resumption
+    RESUMABLE = ("steps", "checkpoint_every", "log_every")
+
+    def validate(self) -> None:
+        check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
+        check(self.stride >= 1, "stride", self.stride, "an integer ≥ 1")
+        check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer ≥ 1")
+        check(self.steps >= 1, "steps", self.steps, "an integer ≥ 1")
+        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        check(self.gradient_accumulation >= 1, "gradient_accumulation", self.gradient_accumulation, "an integer ≥ 1")
+        for name in ("joint_fraction", "text_dropout", "context_dropout"):
+            check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "a number in [0, 1]")
+        check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "a number in [0, 1)")
+        check(self.window >= 1, "window", self.window, "an integer ≥ 1")
+        check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
+        check(self.token_path or self.spatial_path, "adapter paths", "none", "token_path, spatial_path or both")
+
+    def adapter_options(self) -> dict:
+        return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
+                    token_path=self.token_path, spatial_path=self.spatial_path)
+
+
+@dataclass
+class TrainingData:
+    latents: torch.Tensor  # (N, f, c, h, w) clip latents, scaled as the base model expects
+    caption_ids: torch.Tensor  # (N,) index into `texts`
+    texts: torch.Tensor  # (U, L, d) text embeddings of the unique captions
+    null_text: torch.Tensor  # (1, L, d) embedding of the empty prompt
+
+
+def _cache_key(config: TrainConfig, size: tuple[int, int]) -> str:
+    files = sorted(p for p in Path(config.data).iterdir() if p.is_file())
+    stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    model = Path(config.model).resolve()
+    vae_cfg = (model / "vae" / "config.json").read_text() if (model / "vae" / "config.json").is_file() else ""
+    blob = json.dumps([stamp, str(model), vae_cfg, config.num_frames, config.stride, size])
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def prepare_data(config: TrainConfig, pipe, size: tuple[int, int]) -> TrainingData:
+    """Decode the video folder, encode clips (cached on disk) and captions with the frozen base model."""
+    cache = Path(config.out) / "cache" / f"latents-{_cache_key(config, size)}.safetensors"
+    if config.cache_latents and cache.is_file():
+        tensors = load_file(cache)
+        captions = json.loads((cache.with_suffix(".json")).read_text())
+    else:
+        dataset = VideoFolderDataset(config.data, config.num_frames, *size, stride=config.stride)
+        print(f"data: {dataset.report}; {len(dataset)} clips of {config.num_frames} frames")
+        captions = sorted(set(dataset.captions))
+        ids = torch.tensor([captions.index(c) for c in dataset.captions])
+        latents = torch.stack([pipe.encode_frames(clip).float().cpu() for clip, _ in
+                               tqdm(dataset, desc="encoding clips", leave=False)])
+        tensors = {"latents": latents.contiguous(), "caption_ids": ids}
+        if config.cache_latents:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            save_file(tensors, tmp)
+            cache.with_suffix(".json").write_text(json.dumps(captions))
+            os.replace(tmp, cache)
+    texts = torch.cat([pipe.encode_prompt(c).float().cpu() for c in captions])
+    return TrainingData(tensors["latents"].float(), tensors["caption_ids"].long(), texts,
+                        pipe.encode_prompt("").float().cpu())
+
+
+def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Tensor, prediction_type: str,
+               generator: torch.Generator) -> dict:
+    """One batch of mixed autoregressive and joint examples, all randomness drawn from `generator`."""
+    g, B = generator, config.batch_size
+    n, f = data.latents.shape[:2]
+    T = len(alphas_cumprod)
+    clip = torch.randint(n, (B,), generator=g)
+    x0 = data.latents[clip]  # (B, f, c, h, w)
+    target_frame = torch.randint(f, (B,), generator=g)
+    joint = torch.rand(B, generator=g) < config.joint_fraction
+    t = torch.randint(T, (B,), generator=g)
+    aug = torch.randint(config.context_noise + 1, (B,), generator=g)
+    noise = torch.randn(x0[:, 0].shape, generator=g)
+    context_noise = torch.randn(x0.shape, generator=g)
+    drop_text = torch.rand(B, generator=g) < config.text_dropout
+    drop_context = torch.rand(B, generator=g) < config.context_dropout
+
+    parts = []
+    for b in range(B):
+        i = int(target_frame[b])
+        idx, level = (joint_window(i, f, config.window), int(t[b])) if joint[b] else \
+            (context_window(i, config.window), int(aug[b]))
+        frames = x0[b, idx]
+        if level > 0:
+            frames = vp_noise(frames, context_noise[b, idx], alphas_cumprod, level)
+        parts.append(FrameContext.make(frames[None], idx, i, float(level), k=config.window + 1))
+    clean = x0[torch.arange(B), target_frame]  # (B, c, h, w)
+    x_t = vp_noise(clean, noise, alphas_cumprod, t)
+    if prediction_type == "epsilon":
+        target = noise
+    elif prediction_type == "v_prediction":
+        abar = alphas_cumprod[t].view(B, 1, 1, 1)
+        target = abar.sqrt() * noise - (1 - abar).sqrt() * clean
+    else:  # "sample"
+        target = clean
+    text = torch.where(drop_text[:, None, None], data.null_text, data.texts[data.caption_ids[clip]])
+    return {"x_t": x_t, "t": t, "text": text, "context": FrameContext.cat(parts), "drop": drop_context,
+            "target": target}
+
+
+def loss_fn(denoiser, batch: dict, device, dtype) -> torch.Tensor:
+    ctx = batch["context"]
+    args = [ctx.frames.to(device, dtype), *(a.to(device) for a in ctx.as_args()[1:])]
+    pred = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype), *args,
+                    drop=batch["drop"].to(device))
+    return F.mse_loss(pred.float(), batch["target"].to(device).float())
+
+
+def _step_generator(config: TrainConfig, step: int, micro: int, rank: int) -> torch.Generator:
+    seed = int(np.random.SeedSequence([config.seed, step, micro, rank]).generate_state(1)[0])
+    return torch.Generator().manual_seed(seed)
+
+
+def _check_resumable(saved: dict, config: TrainConfig) -> None:
+    now = dataclasses.asdict(config)
+    changed = [k for k in now if k not in TrainConfig.RESUMABLE and saved.get(k) != now[k]]
+    if changed:
+        k = changed[0]
+        raise VidgenError(f"resume: {k} is {now[k]!r} but the checkpoint was trained with {saved.get(k)!r}; "
+                          f"expected the same settings (only {', '.join(TrainConfig.RESUMABLE)} may change)")
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train an adapter; returns the folder of the exported adapter (`out/adapter`)."""
+    from accelerate import Accelerator
+
+    from .pipeline import VideoPipeline
+
+    config.validate()
+    read_captions(config.data)  # a missing or malformed data folder fails before the model loads
+    out = Path(config.out)
+    ckpt_root = out / "checkpoints"
+    found = latest_checkpoint(ckpt_root)
+    if found is not None and not resume:
+        raise VidgenError(f"out: {str(out)!r} already holds checkpoints (latest {found.name}); expected --resume "
+                          "to continue them, or a new --out folder")
+    accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation)
+    pipe = VideoPipeline.from_pretrained(config.model, adapter_options=config.adapter_options())
+    pipe.to(accelerator.device)
+    native = pipe.denoiser.unet.config.sample_size * pipe.vae_scale_factor
+    size = (config.height or native, config.width or native)
+    for name, value in zip(("height", "width"), size):
+        m = pipe.size_multiple
+        check(value >= m and value % m == 0, name, value, f"a positive multiple of {m} for this model")
+    out.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(config, pipe, size)
+
+    denoiser, adapter = pipe.denoiser, pipe.denoiser.adapter
+    adapter.train()
+    optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    step, ema = 0, None
+    if found is not None:
+        step, ema, saved = load_checkpoint(found, adapter, optimizer)
+        _check_resumable(saved, config)
+        print(f"resumed from {found} at step {step}")
+    if config.ema_decay > 0 and ema is None:
+        ema = {k: v.detach().clone().float() for k, v in adapter.state_dict().items()}
+    model, optimizer = accelerator.prepare(denoiser, optimizer)
+    scheduler_cfg = pipe.scheduler.config
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    resolved = dataclasses.asdict(config)
+    log = (out / "log.jsonl").open("a")
+    bar = tqdm(range(step, config.steps), initial=step, total=config.steps, desc="training",
+               disable=not accelerator.is_main_process)
+    for step in bar:
+        for micro in range(config.gradient_accumulation):
+            with accelerator.accumulate(model):
+                batch = make_batch(data, config, alphas, scheduler_cfg.prediction_type,
+                                   _step_generator(config, step, micro, accelerator.process_index))
+                loss = loss_fn(model, batch, accelerator.device, pipe.dtype)
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            with torch.no_grad():
+                for k, v in accelerator.unwrap_model(model).adapter.state_dict().items():
+                    ema[k].mul_(config.ema_decay).add_(v.float(), alpha=1 - config.ema_decay)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            value = accelerator.gather(loss.detach()[None]).mean().item()
+            bar.set_postfix(loss=f"{value:.4f}")
+            if accelerator.is_main_process:
+                log.write(json.dumps({"step": done, "loss": value}) + "\n")
+                log.flush()
+        if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
+            save_checkpoint(ckpt_root, done, adapter, optimizer, ema, resolved)
+    log.close()
+    accelerator.wait_for_everyone()
+    final = out / "adapter"
+    if accelerator.is_main_process:
+        export_adapter(adapter, ema, final)
+    return final
+
+
+def export_adapter(adapter, ema: dict | None, folder: Path) -> None:
+    """Save the adapter (its EMA weights when there are any) to `folder`, replacing it atomically."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if ema is not None:
+        live = {k: v.detach().clone() for k, v in adapter.state_dict().items()}
+        adapter.load_state_dict({k: v.to(live[k].dtype) for k, v in ema.items()})
+        adapter.save_pretrained(tmp)
+        adapter.load_state_dict(live)
+    else:
+        adapter.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
