@@ -205,7 +205,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise VidgenError(f"out: {str(out)!r} already holds checkpoints (latest {found.name}); expected --resume "
                           "to continue them, or a new --out folder")
     accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation)
-    pipe = VideoPipeline.from_pretrained(config.model, adapter_options=config.adapter_options())
+    with torch.random.fork_rng():  # the adapter's initial weights follow config.seed, not the global RNG
+        torch.manual_seed(config.seed)
+        pipe = VideoPipeline.from_pretrained(config.model, adapter_options=config.adapter_options())
     pipe.to(accelerator.device)
     native = pipe.denoiser.unet.config.sample_size * pipe.vae_scale_factor
     size = (config.height or native, config.width or native)

@@ -19,10 +19,15 @@ FORMATS = (".mp4", ".webm", ".gif")
 ACCEPTED = "a path ending in .mp4, .webm or .gif, or a directory path ending in '/' for PNG frames"
 
 
+def is_frame_dir(path: str | Path) -> bool:
+    """A PNG-frames target: a path ending in '/' or an existing directory."""
+    return str(path).endswith(("/", "\\")) or Path(path).is_dir()
+
+
 def check_output_path(path: str | Path) -> None:
     """Raise a clear error for an unsupported extension or a missing parent directory."""
     text = str(path)
-    is_dir = text.endswith(("/", "\\"))
+    is_dir = is_frame_dir(text)
     if not is_dir and Path(text).suffix.lower() not in FORMATS:
         raise VidgenError(f"output path: got {text!r}; expected {ACCEPTED}")
     parent = Path(text.rstrip("/\\")).parent if is_dir else Path(text).parent
@@ -49,13 +54,14 @@ class VideoWriter:
         self.count = 0
         self._container = self._stream = None
         self._gif: list[Image.Image] = []
-        if self.path.endswith(("/", "\\")):
+        self._dir = is_frame_dir(self.path)
+        if self._dir:
             Path(self.path).mkdir(exist_ok=True)
 
     def write(self, frame: np.ndarray) -> None:
         frame = np.ascontiguousarray(frame, dtype=np.uint8)
         suffix = Path(self.path).suffix.lower()
-        if self.path.endswith(("/", "\\")):
+        if self._dir:
             Image.fromarray(frame).save(Path(self.path) / f"frame_{self.count:06d}.png")
         elif suffix == ".gif":
             self._gif.append(Image.fromarray(frame))

@@ -1,0 +1,103 @@
+"""End to end on tiny random components: generation, streaming, determinism, export, image-to-video."""
+
+import numpy as np
+import pytest
+import torch
+
+from vidgen import VidgenError, export_video, read_video
+
+from .conftest import moving_squares, perturb
+
+SMALL = dict(num_frames=4, height=32, width=32, num_inference_steps=3)
+
+
+@pytest.fixture(scope="module")
+def live_pipe(pipe):
+    """The session pipeline with an adapter whose paths are open, so that context matters."""
+    perturb(pipe.denoiser.adapter)
+    yield pipe
+    from vidgen import VideoAdapter
+    pipe.denoiser.adapter.load_state_dict(VideoAdapter.for_unet(pipe.denoiser.unet).state_dict())
+
+
+def seeded(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("mode", ["autoregressive", "joint"])
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm++"])
+def test_generates_in_both_modes_and_is_deterministic(live_pipe, mode, scheduler):
+    a = live_pipe("a red square moving right", mode=mode, scheduler=scheduler, generator=seeded(0), **SMALL)
+    b = live_pipe("a red square moving right", mode=mode, scheduler=scheduler, generator=seeded(0), **SMALL)
+    c = live_pipe("a red square moving right", mode=mode, scheduler=scheduler, generator=seeded(1), **SMALL)
+    assert a.frames.shape == (4, 32, 32, 3) and a.frames.dtype == np.uint8
+    assert np.array_equal(a.frames, b.frames)
+    assert not np.array_equal(a.frames, c.frames)
+
+
+def test_euler_and_unipc_run(live_pipe):
+    for scheduler in ("euler", "unipc"):
+        video = live_pipe("a blue square", scheduler=scheduler, generator=seeded(0), **SMALL)
+        assert video.frames.shape == (4, 32, 32, 3)
+
+
+def test_stream_yields_the_one_shot_frames(live_pipe, tmp_path):
+    kwargs = dict(generator=seeded(3), context_guidance_scale=1.5, **SMALL)
+    streamed = list(live_pipe.stream("a red square moving right", **kwargs))
+    kwargs["generator"] = seeded(3)
+    once = live_pipe("a red square moving right", output=tmp_path / "v.mp4", **kwargs)
+    assert np.array_equal(np.stack(streamed), once.frames)
+    assert read_video(tmp_path / "v.mp4").shape == once.frames.shape
+
+
+def test_context_changes_later_frames(live_pipe):
+    """Frame 0 has no context: the same as the base model's image; later frames depend on the context."""
+    a = live_pipe("a red square", generator=seeded(5), window=1, **SMALL).frames
+    b = live_pipe("a red square", generator=seeded(5), window=2, **SMALL).frames
+    assert np.array_equal(a[:2], b[:2])  # frames 0, 1 see the same context under both windows
+    assert not np.array_equal(a[3], b[3])
+
+
+@pytest.mark.parametrize("target", ["v.mp4", "v.gif", "v.webm", "frames/"])
+def test_export_round_trip(tmp_path, target):
+    video = moving_squares(1, frames=5, size=32)[0][0]
+    path = str(tmp_path) + "/" + target
+    export_video(video, path, fps=8)
+    back = read_video(path)
+    assert back.shape == video.shape
+    tolerance = {"v.mp4": 12, "v.webm": 12, "v.gif": 3, "frames/": 0}[target]
+    assert np.abs(back.astype(int) - video).mean() <= tolerance
+
+
+def test_export_rejects_bad_paths(tmp_path):
+    with pytest.raises(VidgenError, match="expected a path ending in"):
+        export_video(np.zeros((1, 8, 8, 3), np.uint8), tmp_path / "v.avi")
+    with pytest.raises(VidgenError, match="does not exist"):
+        export_video(np.zeros((1, 8, 8, 3), np.uint8), tmp_path / "missing" / "v.mp4")
+
+
+def test_image_to_video_and_continuation_open_with_the_given_frames(live_pipe, tmp_path):
+    clip = moving_squares(1, frames=3, size=32)[0][0]
+    first = live_pipe.decode(live_pipe.encode_frames(clip[:1]))[0]
+    video = live_pipe("a red square", image=clip[0], generator=seeded(0), **SMALL).frames
+    assert np.array_equal(video[0], first)
+    export_video(clip, f"{tmp_path}/clip/")
+    cont = live_pipe("a red square", video=str(tmp_path / "clip"), generator=seeded(0), **SMALL).frames
+    assert np.array_equal(cont[:3], live_pipe.decode(live_pipe.encode_frames(clip)))
+    with pytest.raises(VidgenError, match="at least the 3 given frames"):
+        live_pipe("a red square", video=clip, **{**SMALL, "num_frames": 2})
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(num_frames=0), "num_frames"), (dict(height=30), "height"), (dict(num_inference_steps=0), "steps"),
+    (dict(guidance_scale=-1.0), "guidance_scale"), (dict(mode="diagonal"), "mode"),
+    (dict(scheduler="pndm"), "scheduler"), (dict(start="middle"), "start"), (dict(bogus=1), "options"),
+])
+def test_bad_options_are_clear_errors(pipe, options, match):
+    with pytest.raises(VidgenError, match=match):
+        pipe("a red square", **{**SMALL, **options})
+
+
+def test_stream_refuses_joint_mode(pipe):
+    with pytest.raises(VidgenError, match="joint mode holds all frames"):
+        next(pipe.stream("a red square", mode="joint", **SMALL))
