@@ -79,9 +79,10 @@ def build_parser() -> Parser:
 def generate(args) -> None:
     import torch
 
-    from .pipeline import GenerationConfig, VideoPipeline
+    from .pipeline import GenerationConfig, VideoPipeline, check_prompt
     from .video import check_output_path
 
+    check_prompt(args.prompt)
     config = config_from(args, GenerationConfig)
     config.validate(num_train_timesteps=sys.maxsize)  # fail fast, before loading; the pipeline checks again
     check_output_path(args.out)

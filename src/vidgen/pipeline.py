@@ -56,6 +56,10 @@ class GenerationConfig:
               f"an integer in [0, {num_train_timesteps})")
 
 
+def check_prompt(prompt) -> None:
+    check(isinstance(prompt, str) and prompt.strip() != "", "prompt", prompt, "a non-empty text")
+
+
 @dataclass
 class VideoOutput:
     frames: np.ndarray  # (frames, height, width, 3) uint8
@@ -150,7 +154,7 @@ class VideoPipeline:
         native = self.denoiser.unet.config.sample_size * self.vae_scale_factor
         options = {"height": native, "width": native, **{k: v for k, v in options.items() if v is not None}}
         config = GenerationConfig(**options)
-        check(isinstance(prompt, str) and prompt.strip() != "", "prompt", prompt, "a non-empty text")
+        check_prompt(prompt)
         config.validate(self.scheduler.config.num_train_timesteps)
         m = self.size_multiple
         for name in ("height", "width"):
