@@ -51,7 +51,7 @@ def test_stream_yields_the_one_shot_frames(live_pipe, tmp_path):
 
 
 def test_context_changes_later_frames(live_pipe):
-    """Frame 0 has no context: the same as the base model's image; later frames depend on the context."""
+    """The window changes only the frames whose context it changes."""
     a = live_pipe("a red square", generator=seeded(5), window=1, **SMALL).frames
     b = live_pipe("a red square", generator=seeded(5), window=2, **SMALL).frames
     assert np.array_equal(a[:2], b[:2])  # frames 0, 1 see the same context under both windows

@@ -262,6 +262,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     final = out / "adapter"
     if accelerator.is_main_process:
         export_adapter(adapter, ema, final)
+    del model, optimizer  # release the (possibly DDP-wrapped) model before the process group goes
+    accelerator.end_training()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return final
 
 
