@@ -1,0 +1,249 @@
+"""Ground-truth scoring of shapes-world videos from pixels and the caption alone (no learned model).
+
+For each caption object and frame: a soft mask of its colour (how far each pixel lies along the line from the
+background colour to the object colour, for pixels near that line, so anti-aliased and blurred edges count
+partly), its centroid, and the (shape, size) whose rendered (and possibly blurred) template best matches it. From these:
+background, colour, shape, size and count correctness; trajectory error against the motion the caption
+implies, simulated from the object's position in frame 1 with the world's bounce rule; direction accuracy;
+identity consistency; flicker of background pixels. Object-frames where two objects overlap are excluded from
+the per-object figures and counted separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ..data.shapes import BACKGROUNDS, COLOURS, REFERENCE_SIZE, SHAPES, SIZES, Scene, ShapeObject, bounce, \
+    parse_caption, signed_distance
+from ..errors import VidgenError
+
+LINE_DISTANCE = 120.0  # RGB distance from the background→colour line within which a pixel counts as the colour
+DIRECTION_BASELINE = 2  # frames between the two positions whose displacement gives a direction
+BLURS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)  # Gaussian blurs (σ, px) a template may take to match softened edges
+PRESENT = 0.25  # a colour is present when its mask covers this share of the smallest object's area
+
+
+@dataclass
+class Detection:
+    present: bool
+    centre: np.ndarray  # (x, y) object centre in px (the template's centre, not the mask's centroid)
+    shape: str | None
+    size: str | None
+    area: float
+
+
+@dataclass
+class VideoScore:
+    caption: str
+    frames: int
+    background_correct: float
+    count_correct: float
+    colour_correct: float
+    shape_correct: float
+    size_correct: float
+    attributes_correct: float  # object-frames with colour, shape, size and background all correct
+    trajectory_rmse: float  # px
+    direction_accuracy: float
+    identity_consistency: float
+    flicker: float  # mean |Δ| of background pixels between consecutive frames, in 0–255 units
+    object_frames: int
+    overlap_frames: int
+    details: dict = field(default_factory=dict)
+
+
+def colour_masks(frames: np.ndarray, background: np.ndarray, colours) -> dict[str, np.ndarray]:
+    """Colour name → (f, h, w) soft mask in [0, 1]: how far each pixel lies along the line from the background
+    to that colour. Each pixel belongs to the one colour of `colours` whose line it lies nearest (within
+    LINE_DISTANCE), so that anti-aliased and blurred edges count partly and no pixel counts twice."""
+    x = frames.astype(np.float32) - background
+    alphas, off = [], []
+    for name in colours:
+        axis = np.array(COLOURS[name], np.float32) - background
+        alpha = np.clip(x @ axis / float(axis @ axis), 0.0, 1.0)
+        alphas.append(alpha)
+        off.append(np.linalg.norm(x - alpha[..., None] * axis, axis=-1))
+    off = np.stack(off)
+    owner = off.argmin(axis=0)
+    near = off.min(axis=0) < LINE_DISTANCE
+    return {name: np.where(near & (owner == k), alphas[k], 0.0) for k, name in enumerate(colours)}
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    """Boolean dilation of (f, h, w) masks by `px` pixels (a square neighbourhood; nothing wraps around)."""
+    out = mask.copy()
+    h, w = mask.shape[1:]
+    for dy in range(-px, px + 1):
+        for dx in range(-px, px + 1):
+            out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] |= \
+                mask[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+@lru_cache(maxsize=None)
+def _candidates(canvas: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """(shape, size) → (how far the mask centroid lies below the object centre, half-extent), in px."""
+    out = {}
+    for shape in SHAPES:
+        for size, half in SIZES.items():
+            h = half * canvas / REFERENCE_SIZE
+            out[(shape, size)] = (h / 3 if shape == "triangle" else 0.0, h)
+    return out
+
+
+def min_area(canvas: int) -> float:
+    """Mask mass below which a colour counts as absent: PRESENT × the smallest object's area (a small triangle,
+    2h²)."""
+    return PRESENT * 2 * (min(SIZES.values()) * canvas / REFERENCE_SIZE) ** 2
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of a 2-D array (zero outside); mass-preserving away from the border."""
+    if sigma <= 0:
+        return image
+    r = int(np.ceil(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(image, r)
+    rows = sum(w * padded[:, j:j + image.shape[1]] for j, w in enumerate(kernel))
+    return sum(w * rows[j:j + image.shape[0], :] for j, w in enumerate(kernel))
+
+
+def detect(mask: np.ndarray, canvas: int) -> Detection:
+    """Centre, shape and size of the object in one soft mask (h, w): the (shape, size) template, blurred by the
+    amount that fits best (compression, blur and VAEs soften edges; blurring keeps the mass), placed at the
+    mask's centroid, that matches the mask best in squared error over a window around it."""
+    area = float(mask.sum())
+    if area < min_area(canvas):
+        return Detection(False, np.full(2, np.nan), None, None, area)
+    ys, xs = np.indices(mask.shape) + 0.5
+    cx, cy = float((mask * xs).sum() / area), float((mask * ys).sum() / area)
+    reach = int(np.ceil(max(SIZES.values()) * canvas / REFERENCE_SIZE * 1.5 + 3 * max(BLURS)))
+    rows = slice(max(0, int(cy) - reach), int(cy) + reach + 1)
+    cols = slice(max(0, int(cx) - reach), int(cx) + reach + 1)
+    local, wy, wx = mask[rows, cols], ys[rows, cols], xs[rows, cols]
+    best, best_err = None, np.inf
+    for (shape, size), (centroid_dy, h) in _candidates(canvas).items():
+        centre = (cx, cy - centroid_dy)
+        sharp = np.clip(0.5 - signed_distance(shape, wx - centre[0], wy - centre[1], h), 0.0, 1.0)
+        for sigma in BLURS:
+            err = float(((gaussian_blur(sharp, sigma) - local) ** 2).sum())
+            if err < best_err:
+                best, best_err = (shape, size, np.array(centre)), err
+    return Detection(True, best[2], best[0], best[1], area)
+
+
+def detect_background(frames: np.ndarray) -> str:
+    """The world background nearest to the median border colour of the video."""
+    border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
+    median = np.median(border.reshape(-1, 3), axis=0)
+    return min(BACKGROUNDS, key=lambda name: np.linalg.norm(median - np.array(BACKGROUNDS[name])))
+
+
+def expected_path(obj: ShapeObject, start: np.ndarray, canvas: int, frames: int) -> np.ndarray:
+    h = obj.half_extent(canvas)
+    return bounce(np.clip(start, h, canvas - h), obj.velocity(canvas), h, canvas - h, frames)
+
+
+def score_video(frames: np.ndarray, caption: str) -> VideoScore:
+    """Score one video (f, S, S, 3) uint8 against its caption."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[1] != frames.shape[2] or len(frames) == 0:
+        raise VidgenError(f"video: got shape {tuple(frames.shape)}; expected (frames, S, S, 3) with square frames")
+    scene: Scene = parse_caption(caption)
+    f, canvas = frames.shape[0], frames.shape[1]
+    bg_name = detect_background(frames)
+    bg = np.array(BACKGROUNDS[scene.background], np.float32)  # masks are measured against the caption's background
+    named = [o.colour for o in scene.objects]
+    # geometry: each pixel goes to the nearest caption colour (colour smears of compression stay with their
+    # object); colour: each pixel goes to the nearest of all colours, and an object's colour is right when most
+    # of its mass is nearest its own colour
+    own = colour_masks(frames, bg, named)
+    every = colour_masks(frames, bg, list(COLOURS))
+    dets = [[detect(own[o.colour][i], canvas) for i in range(f)] for o in scene.objects]
+    mass = np.array([own[c].sum(axis=(1, 2)) for c in named])  # (objects, f)
+    right = np.array([every[c].sum(axis=(1, 2)) for c in named])
+    colour_found = np.array([[d.present for d in row] for row in dets]) & (right >= 0.5 * mass)
+    near_objects = dilate(sum(own.values()) > 0.05, 2)
+    strays = {c: (every[c] * ~near_objects).sum(axis=(1, 2)) for c in COLOURS if c not in named}
+    count_ok = np.array([sum(d.present for d in col) + sum(v[i] >= min_area(canvas) for v in strays.values())
+                         == len(named) for i, col in enumerate(zip(*dets))])
+    for k in range(len(named)):  # an absent colour: judge shape and size on the largest stray blob
+        for i, d in enumerate(dets[k]):
+            found = [c for c, v in strays.items() if v[i] >= min_area(canvas)]
+            if not d.present and found:
+                stray = detect(every[max(found, key=lambda c: strays[c][i])][i], canvas)
+                dets[k][i] = Detection(False, stray.centre, stray.shape, stray.size, stray.area)
+
+    overlap = np.zeros((len(scene.objects), f), bool)
+    if len(scene.objects) == 2:
+        a, b = scene.objects
+        reach = (a.half_extent(canvas) + b.half_extent(canvas)) * np.sqrt(2) + 1
+        for i in range(f):
+            ca, cb = dets[0][i].centre, dets[1][i].centre
+            overlap[:, i] = bool(np.isfinite(ca).all() and np.isfinite(cb).all()
+                                 and np.linalg.norm(ca - cb) < reach)
+
+    colour_ok, shape_ok, size_ok, all_ok, identity, sq_err, direction = [], [], [], [], [], [], []
+    for k, obj in enumerate(scene.objects):
+        d = dets[k]
+        keep = ~overlap[k]
+        c = colour_found[k]
+        s = np.array([x.shape == obj.shape for x in d])
+        z = np.array([x.size == obj.size for x in d])
+        colour_ok += list(c[keep])
+        shape_ok += list(s[keep])
+        size_ok += list(z[keep])
+        all_ok += list((c & s & z & (bg_name == scene.background))[keep])
+        first = (d[0].present, d[0].shape, d[0].size)
+        identity += [(x.present, x.shape, x.size) == first for x in d]
+        centres = np.array([x.centre for x in d])
+        if not np.isfinite(centres[0]).all():
+            sq_err += [canvas ** 2] * int(keep.sum())  # never found: the worst error the canvas allows
+            direction += [False] * max(f - DIRECTION_BASELINE, 0)
+            continue
+        want = expected_path(obj, centres[0], canvas, f)
+        err = np.where(np.isfinite(centres).all(axis=1), ((centres - want) ** 2).sum(axis=1), canvas ** 2)
+        sq_err += list(err[keep])
+        direction += _direction_hits(obj, centres, want, canvas)
+
+    flicker = _flicker(frames, sum(every.values()))
+    mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
+    return VideoScore(caption=caption, frames=f, background_correct=float(bg_name == scene.background),
+                      count_correct=mean(count_ok), colour_correct=mean(colour_ok), shape_correct=mean(shape_ok),
+                      size_correct=mean(size_ok), attributes_correct=mean(all_ok),
+                      trajectory_rmse=float(np.sqrt(np.mean(sq_err))) if sq_err else float("nan"),
+                      direction_accuracy=mean(direction), identity_consistency=mean(identity), flicker=flicker,
+                      object_frames=int((~overlap).sum()), overlap_frames=int(overlap.sum()),
+                      details={"background_detected": bg_name})
+
+
+def _direction_hits(obj: ShapeObject, centres: np.ndarray, want: np.ndarray, canvas: int) -> list[bool]:
+    """Per pair of frames DIRECTION_BASELINE apart: the displacement has the sign the (bouncing) caption motion
+    implies and is at least half the slow speed's; a still object moves less than that. A baseline of two
+    frames keeps the slow speed (0.5 px per frame at 32 px) well above the centroid jitter of compression."""
+    still = 0.5 * DIRECTION_BASELINE * canvas / REFERENCE_SIZE
+    hits = []
+    for i in range(DIRECTION_BASELINE, len(centres)):
+        moved = centres[i] - centres[i - DIRECTION_BASELINE]
+        if not np.isfinite(moved).all():
+            hits.append(False)
+        elif obj.direction is None:
+            hits.append(bool(np.abs(moved).max() < still))
+        else:
+            axis = 0 if obj.direction in ("left", "right") else 1
+            expected = want[i, axis] - want[i - DIRECTION_BASELINE, axis]
+            if abs(expected) >= still:  # a pair straddling a bounce may barely move: it tells no direction
+                hits.append(bool(np.sign(moved[axis]) == np.sign(expected) and abs(moved[axis]) >= still))
+    return hits
+
+
+def _flicker(frames: np.ndarray, objects_mask: np.ndarray) -> float:
+    """Mean absolute change between consecutive frames over pixels far from every object in both frames."""
+    if len(frames) < 2:
+        return 0.0
+    grown = dilate(objects_mask > 0.02, 2)  # anti-aliased rims do not count as background
+    background = ~(grown[1:] | grown[:-1])
+    diff = np.abs(frames[1:].astype(np.float32) - frames[:-1].astype(np.float32)).mean(axis=-1)
+    return float(diff[background].mean()) if background.any() else 0.0
