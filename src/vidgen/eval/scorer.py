@@ -161,20 +161,20 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
     # of its mass is nearest its own colour
     own = colour_masks(frames, bg, named)
     every = colour_masks(frames, bg, list(COLOURS))
-    dets = [[detect(own[o.colour][i], canvas) for i in range(f)] for o in scene.objects]
+    dets = [[detect(own[c][i], canvas) for i in range(f)] for c in named]
     mass = np.array([own[c].sum(axis=(1, 2)) for c in named])  # (objects, f)
     right = np.array([every[c].sum(axis=(1, 2)) for c in named])
     colour_found = np.array([[d.present for d in row] for row in dets]) & (right >= 0.5 * mass)
-    near_objects = dilate(sum(own.values()) > 0.05, 2)
+    near_objects = dilate(sum(own[c] * colour_found[k][:, None, None] for k, c in enumerate(named)) > 0.05, 2)
     strays = {c: (every[c] * ~near_objects).sum(axis=(1, 2)) for c in COLOURS if c not in named}
-    count_ok = np.array([sum(d.present for d in col) + sum(v[i] >= min_area(canvas) for v in strays.values())
-                         == len(named) for i, col in enumerate(zip(*dets))])
-    for k in range(len(named)):  # an absent colour: judge shape and size on the largest stray blob
-        for i, d in enumerate(dets[k]):
-            found = [c for c, v in strays.items() if v[i] >= min_area(canvas)]
-            if not d.present and found:
-                stray = detect(every[max(found, key=lambda c: strays[c][i])][i], canvas)
-                dets[k][i] = Detection(False, stray.centre, stray.shape, stray.size, stray.area)
+    count_ok = colour_found.sum(axis=0) + sum(v >= min_area(canvas) for v in strays.values()) == len(named)
+    for i in range(f):  # a colour not found: judge shape and size on a stray blob, the largest first, one each
+        found = sorted((c for c, v in strays.items() if v[i] >= min_area(canvas)), key=lambda c: -strays[c][i])
+        for k in range(len(named)):
+            if not colour_found[k, i]:
+                stray = detect(every[found.pop(0)][i], canvas) if found else None
+                dets[k][i] = Detection(False, np.full(2, np.nan), None, None, 0.0) if stray is None else \
+                    Detection(False, stray.centre, stray.shape, stray.size, stray.area)
 
     overlap = np.zeros((len(scene.objects), f), bool)
     if len(scene.objects) == 2:
@@ -208,7 +208,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         sq_err += list(err[keep])
         direction += _direction_hits(obj, centres, want, canvas)
 
-    flicker = _flicker(frames, sum(every.values()))
+    flicker = _flicker(frames, dets, [o.half_extent(canvas) for o in scene.objects])
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
     return VideoScore(caption=caption, frames=f, background_correct=float(bg_name == scene.background),
                       count_correct=mean(count_ok), colour_correct=mean(colour_ok), shape_correct=mean(shape_ok),
@@ -239,11 +239,17 @@ def _direction_hits(obj: ShapeObject, centres: np.ndarray, want: np.ndarray, can
     return hits
 
 
-def _flicker(frames: np.ndarray, objects_mask: np.ndarray) -> float:
-    """Mean absolute change between consecutive frames over pixels far from every object in both frames."""
+def _flicker(frames: np.ndarray, dets: list[list[Detection]], half_extents: list[float]) -> float:
+    """Mean absolute change between consecutive frames over the pixels that lie outside every detected object
+    (its bounding circle plus 2 px, in both frames)."""
     if len(frames) < 2:
         return 0.0
-    grown = dilate(objects_mask > 0.02, 2)  # anti-aliased rims do not count as background
-    background = ~(grown[1:] | grown[:-1])
+    ys, xs = np.indices(frames.shape[1:3]) + 0.5
+    covered = np.zeros(frames.shape[:3], bool)
+    for row, h in zip(dets, half_extents):
+        for i, d in enumerate(row):
+            if np.isfinite(d.centre).all():
+                covered[i] |= np.hypot(xs - d.centre[0], ys - d.centre[1]) < h * np.sqrt(2) + 2
+    background = ~(covered[1:] | covered[:-1])
     diff = np.abs(frames[1:].astype(np.float32) - frames[:-1].astype(np.float32)).mean(axis=-1)
     return float(diff[background].mean()) if background.any() else 0.0

@@ -1,0 +1,146 @@
+"""The shapes world and its scorer: the scorer must pass ground truth (also degraded) and fail corruptions."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from vidgen import VidgenError, export_video, read_video
+from vidgen.data import shapes
+from vidgen.eval.scorer import score_video
+
+WORLD = [(seed, canvas) for canvas in (64, 32) for seed in range(16)]
+
+
+def h264(video, tmp_path):
+    path = tmp_path / "round-trip.mp4"
+    export_video(video, path)
+    return read_video(path)
+
+
+def blur(video):
+    return np.stack([np.asarray(Image.fromarray(f).filter(ImageFilter.GaussianBlur(0.7))) for f in video])
+
+
+def vae_like(video):
+    """Bilinear ×2 down, bicubic up. (A ×4 pass, 16×16 at 64 px, blurs a small triangle into a cross-like blob
+    and measures 97.9% attribute accuracy: a learned decoder restores edges that bicubic upsampling cannot.)"""
+    s = video.shape[1]
+    return np.stack([np.asarray(Image.fromarray(f).resize((s // 2, s // 2), Image.BILINEAR).resize(
+        (s, s), Image.BICUBIC)) for f in video])
+
+
+def test_world_is_deterministic_and_follows_its_rules():
+    a, scene, paths = shapes.make_video(7, frames=20)
+    b, _, _ = shapes.make_video(7, frames=20)
+    assert np.array_equal(a, b) and a.shape == (20, 64, 64, 3) and a.dtype == np.uint8
+    assert not np.array_equal(a, shapes.make_video(8, frames=20)[0])
+    assert shapes.parse_caption(scene.caption()) == scene
+    for obj, path in zip(scene.objects, paths):  # objects stay whole inside the canvas
+        h = obj.half_extent(64)
+        assert (path >= h - 1e-9).all() and (path <= 64 - h + 1e-9).all()
+
+
+def test_bounce_is_elastic():
+    moving = shapes.bounce(np.array([57.0, 32.0]), np.array([3.0, 0.0]), 5.0, 59.0, 4)
+    assert np.allclose(moving[:, 0], [57.0, 58.0, 55.0, 52.0])  # 57 → 60 reflects to 58 at the wall 59
+    assert np.allclose(moving[:, 1], 32.0)
+
+
+def test_splits_are_disjoint_and_cover_the_vocabulary():
+    rng = np.random.default_rng(0)
+    train = [shapes.sample_scene(rng, "train") for _ in range(300)]
+    held = [shapes.sample_scene(rng, "heldout") for _ in range(100)]
+    assert all(s.split == "train" for s in train) and all(s.split == "heldout" for s in held)
+    seen = {(o.colour, o.shape) for s in train for o in s.objects}
+    assert not seen & shapes.HELD_OUT_COLOUR_SHAPE
+    words = {w for s in train for w in s.caption().split()} | {w for s in train for w in s.caption(False).split()}
+    assert words == set(shapes.VOCABULARY)
+
+
+def test_captions_outside_the_grammar_are_clear_errors():
+    for bad in ("a red circle", "a small red circle moving sideways slowly on a black background",
+                "a small red circle standing still and a large red cross standing still on a black background", ""):
+        with pytest.raises(VidgenError, match="caption"):
+            shapes.parse_caption(bad)
+
+
+def test_write_dataset_is_a_video_folder(tmp_path):
+    shapes.write_dataset(tmp_path, num_videos=3, frames=6, canvas=32, seed=1, split="heldout")
+    lines = [json.loads(x) for x in (tmp_path / "captions.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and all(shapes.parse_caption(x["caption"]).split == "heldout" for x in lines)
+    assert read_video(tmp_path / lines[0]["file"]).shape == (6, 32, 32, 3)
+
+
+@pytest.mark.parametrize("degrade", ["none", "blur", "vae", "h264"])
+def test_scorer_passes_ground_truth(degrade, tmp_path):
+    """Attribute accuracy ≥ 99.5% and trajectory error ≤ 0.5 px on ground truth, one and two objects, at 64 and
+    32 px — except after H.264 at 32 px, where yuv420 gives a 5 px object two or three chroma samples: there the
+    measured accuracy is about 96% and the bound says so."""
+    for canvas in (64, 32):
+        scores = []
+        for seed in range(16):
+            video, scene, _ = shapes.make_video(seed, frames=16, canvas=canvas)
+            video = {"none": lambda v: v, "blur": blur, "vae": vae_like,
+                     "h264": lambda v: h264(v, tmp_path)}[degrade](video)
+            scores.append(score_video(video, scene.caption()))
+        assert {len(shapes.parse_caption(s.caption).objects) for s in scores} == {1, 2}
+        floor, direction = (0.94, 0.90) if (degrade, canvas) == ("h264", 32) else (0.995, 0.99)
+        assert np.mean([s.attributes_correct for s in scores]) >= floor
+        assert np.sqrt(np.mean([s.trajectory_rmse ** 2 for s in scores])) <= 0.5
+        assert np.mean([s.count_correct for s in scores]) >= floor
+        assert np.mean([s.direction_accuracy for s in scores]) >= direction
+
+
+def moving_video(seed=3, canvas=64):
+    """Ground truth with every object moving quickly, so that temporal corruptions have something to break."""
+    rng = np.random.default_rng(seed)
+    scene = shapes.Scene((shapes.ShapeObject("red", "square", "large", "right", "quickly"),
+                          shapes.ShapeObject("blue", "circle", "small", "down", "quickly")), "gray")
+    return shapes.render(scene, shapes.place(scene, rng, canvas, 16), canvas), scene.caption()
+
+
+def test_shuffled_frames_raise_trajectory_error():
+    video, caption = moving_video()
+    clean = score_video(video, caption)
+    shuffled = score_video(video[np.random.default_rng(0).permutation(16)], caption)
+    assert clean.trajectory_rmse < 0.5 and shuffled.trajectory_rmse > 5
+
+
+def test_frozen_frames_lower_direction_accuracy():
+    video, caption = moving_video()
+    frozen = score_video(np.repeat(video[:1], 16, axis=0), caption)
+    assert score_video(video, caption).direction_accuracy > 0.99 and frozen.direction_accuracy < 0.1
+
+
+def test_swapped_colours_lower_attribute_accuracy():
+    video, caption = moving_video()
+    swapped = score_video(video, caption.replace("red", "green").replace("blue", "yellow"))
+    assert swapped.attributes_correct < 0.1 and swapped.colour_correct < 0.1
+
+
+def test_flickering_background_raises_flicker():
+    video, caption = moving_video()
+    flicker = video.astype(int)
+    flicker[1::2] += 25
+    flickered = score_video(np.clip(flicker, 0, 255).astype(np.uint8), caption)
+    assert score_video(video, caption).flicker < 0.5 and flickered.flicker > 15
+
+
+def test_independent_random_frames_score_badly_on_every_temporal_metric():
+    video, caption = moving_video()
+    frames = np.stack([shapes.make_video(100 + i, frames=1)[0][0] for i in range(16)])
+    score = score_video(frames, caption)
+    assert score.trajectory_rmse > 5 and score.direction_accuracy < 0.5
+    assert score.identity_consistency < 0.5 and score.flicker > 15
+
+
+def test_malformed_input_is_a_clear_error():
+    video, caption = moving_video()
+    with pytest.raises(VidgenError, match="shapes grammar"):
+        score_video(video, "a purple dragon")
+    with pytest.raises(VidgenError, match="square frames"):
+        score_video(video[:, :, :40], caption)
+    with pytest.raises(VidgenError, match="square frames"):
+        score_video(video[:0], caption)
