@@ -9,6 +9,7 @@ import os
 import sys
 import types
 import typing
+from pathlib import Path
 
 from .errors import VidgenError
 
@@ -70,6 +71,30 @@ def build_parser() -> Parser:
     add_config_flags(tr, TrainConfig)
     tr.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
 
+    data = sub.add_parser("data", help="make datasets").add_subparsers(dest="dataset", required=True,
+                                                                    parser_class=Parser)
+    world = data.add_parser("shapes", help="write shapes-world videos and captions.jsonl (a video folder)")
+    world.add_argument("--out", required=True)
+    world.add_argument("--videos", type=int, default=100)
+    world.add_argument("--frames", type=int, default=16)
+    world.add_argument("--size", type=int, default=64)
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--split", default="train", help="train | heldout")
+
+    ev = sub.add_parser("eval", help="score shapes-world videos against their captions")
+    ev.add_argument("--videos", help="a video folder with captions.jsonl to score (or, with --model, to fill)")
+    ev.add_argument("--model", help="generate with this model, then score")
+    ev.add_argument("--adapter")
+    ev.add_argument("--prompts", default="train", help="train | heldout: the split the prompts are drawn from")
+    ev.add_argument("--num-prompts", type=int, default=8)
+    ev.add_argument("--videos-per-prompt", type=int, default=2)
+    ev.add_argument("--frames", type=int, default=16)
+    ev.add_argument("--steps", type=int, default=25)
+    ev.add_argument("--mode", default="autoregressive")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--report", help="JSON report path (default: VIDEOS/eval.json)")
+    ev.add_argument("--no-fd", action="store_true", help="skip the Fréchet distance")
+
     tiny = sub.add_parser("tiny-model", help="build a tiny random Stable Diffusion folder (offline)")
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--seed", type=int, default=0)
@@ -99,6 +124,26 @@ def generate(args) -> None:
     print(f"wrote {len(video.frames)} frames to {args.out}")
 
 
+def evaluate_command(args) -> None:
+    from .eval.evaluate import evaluate_folder, generate_folder
+
+    if args.model is not None:
+        if args.videos is None:
+            raise VidgenError("--videos: got nothing; expected a folder to write the generated videos to")
+        generate_folder(args.model, args.adapter, args.videos, split=args.prompts, num_prompts=args.num_prompts,
+                        per_prompt=args.videos_per_prompt, frames=args.frames, steps=args.steps, mode=args.mode,
+                        seed=args.seed)
+    elif args.videos is None:
+        raise VidgenError("--videos: got nothing; expected a video folder with captions.jsonl (or --model)")
+    report = evaluate_folder(args.videos, frechet=not args.no_fd)
+    print(report.table())
+    for skip in report.skipped:
+        print(f"skipped {skip['video']}: {skip['reason']}")
+    path = args.report or str(Path(args.videos) / "eval.json")
+    report.write(path)
+    print(f"report written to {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
@@ -109,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             from .training import TrainConfig, train
 
             print(f"adapter written to {train(config_from(args, TrainConfig), resume=args.resume)}")
+        elif args.command == "data":
+            from .data.shapes import write_dataset
+
+            out = write_dataset(args.out, args.videos, args.frames, args.size, args.seed, args.split)
+            print(f"wrote {args.videos} {args.split} videos and captions.jsonl to {out}")
+        elif args.command == "eval":
+            evaluate_command(args)
         elif args.command == "tiny-model":
             from .tiny import build_tiny_sd
 

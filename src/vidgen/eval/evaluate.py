@@ -105,3 +105,35 @@ def evaluate_folder(folder: str | Path, frechet: bool = True) -> Report:
     """Score every video listed in `folder/captions.jsonl`."""
     pairs = read_captions(folder)
     return evaluate(((p.name, lambda p=p: read_video(p), c) for p, c in pairs), frechet)
+
+
+def generate_folder(model: str, adapter: str | None, out: str | Path, split: str = "train", num_prompts: int = 8,
+                    per_prompt: int = 2, frames: int = 16, steps: int = 25, mode: str = "autoregressive",
+                    seed: int = 0) -> Path:
+    """Generate `per_prompt` videos for each of `num_prompts` captions drawn from `split` (seeded), written
+    as a video folder that `evaluate_folder` scores."""
+    import torch
+
+    from ..data.shapes import sample_scene
+    from ..errors import check
+    from ..pipeline import VideoPipeline
+    from ..video import check_output_path
+
+    check(split in ("train", "heldout"), "prompts", split, "train or heldout")
+    check(num_prompts >= 1, "num_prompts", num_prompts, "an integer ≥ 1")
+    check(per_prompt >= 1, "videos_per_prompt", per_prompt, "an integer ≥ 1")
+    out = Path(out)
+    check_output_path(str(out) + "/")
+    pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
+    rng = np.random.default_rng([seed, 7])
+    captions = [sample_scene(rng, split).caption() for _ in range(num_prompts)]
+    out.mkdir(exist_ok=True)
+    lines = []
+    for p, caption in enumerate(captions):
+        for k in range(per_prompt):
+            name = f"gen_{p:04d}_{k:02d}.mp4"
+            pipe(caption, num_frames=frames, num_inference_steps=steps, mode=mode, output=out / name,
+                 generator=torch.Generator().manual_seed(seed * 100_003 + p * 101 + k))
+            lines.append(json.dumps({"file": name, "caption": caption}))
+    (out / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    return out

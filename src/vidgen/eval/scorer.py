@@ -93,6 +93,17 @@ def _candidates(canvas: int) -> dict[tuple[str, str], tuple[float, float]]:
     return out
 
 
+def connected(binary: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    """The 8-connected component of `binary` (h, w) that holds `seed` (empty when the seed is not in it)."""
+    grown = np.zeros_like(binary)
+    grown[seed] = binary[seed]
+    while True:
+        step = dilate(grown[None], 1)[0] & binary
+        if (step == grown).all():
+            return grown
+        grown = step
+
+
 def min_area(canvas: int) -> float:
     """Mask mass below which a colour counts as absent: PRESENT × the smallest object's area (a small triangle,
     2h²)."""
@@ -119,7 +130,14 @@ def detect(mask: np.ndarray, canvas: int) -> Detection:
     if area < min_area(canvas):
         return Detection(False, np.full(2, np.nan), None, None, area)
     ys, xs = np.indices(mask.shape) + 0.5
-    cx, cy = float((mask * xs).sum() / area), float((mask * ys).sum() / area)
+    # the blob around the densest object-sized spot, so that stray mass elsewhere (colour smears of another
+    # object, noise) does not pull the centroid; then a window around it for the template fit
+    peak = np.unravel_index(np.argmax(gaussian_blur(mask, min(SIZES.values()) * canvas / REFERENCE_SIZE)),
+                            mask.shape)
+    blob = connected(mask > 0.2, peak)
+    if blob.any():  # a faint object (all below 0.2) keeps its whole mask
+        mask = mask * dilate(blob[None], 2)[0]
+    cx, cy = float((mask * xs).sum() / mask.sum()), float((mask * ys).sum() / mask.sum())
     reach = int(np.ceil(max(SIZES.values()) * canvas / REFERENCE_SIZE * 1.5 + 3 * max(BLURS)))
     rows = slice(max(0, int(cy) - reach), int(cy) + reach + 1)
     cols = slice(max(0, int(cx) - reach), int(cx) + reach + 1)
@@ -157,14 +175,18 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
     bg = np.array(BACKGROUNDS[scene.background], np.float32)  # masks are measured against the caption's background
     named = [o.colour for o in scene.objects]
     # geometry: each pixel goes to the nearest caption colour (colour smears of compression stay with their
-    # object); colour: each pixel goes to the nearest of all colours, and an object's colour is right when most
-    # of its mass is nearest its own colour
+    # object); colour: each pixel goes to the nearest of all colours, and an object's colour is right when it
+    # is the dominant colour where the object was found
     own = colour_masks(frames, bg, named)
     every = colour_masks(frames, bg, list(COLOURS))
     dets = [[detect(own[c][i], canvas) for i in range(f)] for c in named]
-    mass = np.array([own[c].sum(axis=(1, 2)) for c in named])  # (objects, f)
-    right = np.array([every[c].sum(axis=(1, 2)) for c in named])
-    colour_found = np.array([[d.present for d in row] for row in dets]) & (right >= 0.5 * mass)
+    ys, xs = np.indices((canvas, canvas)) + 0.5
+    colour_found = np.zeros((len(named), f), bool)
+    for k, (obj, c) in enumerate(zip(scene.objects, named)):
+        for i, d in enumerate(dets[k]):  # found, and its colour is the dominant one where it was found
+            if d.present:
+                near = np.hypot(xs - d.centre[0], ys - d.centre[1]) < obj.half_extent(canvas) * np.sqrt(2) + 1
+                colour_found[k, i] = max(COLOURS, key=lambda name: every[name][i][near].sum()) == c
     near_objects = dilate(sum(own[c] * colour_found[k][:, None, None] for k, c in enumerate(named)) > 0.05, 2)
     strays = {c: (every[c] * ~near_objects).sum(axis=(1, 2)) for c in COLOURS if c not in named}
     count_ok = colour_found.sum(axis=0) + sum(v >= min_area(canvas) for v in strays.values()) == len(named)
