@@ -92,3 +92,12 @@ def test_v_prediction_base(tmp_path, video_folder):
     pipe = VideoPipeline.from_pretrained(model, adapter=tmp_path / "out" / "adapter")
     video = pipe("a red square", num_frames=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     assert video.frames.shape == (2, 32, 32, 3)
+
+
+def test_trains_from_an_in_memory_shapes_dataset(tiny_model, tmp_path):
+    from vidgen.data.shapes import ShapesDataset
+    data = ShapesDataset(4, frames=4, canvas=32, seed=0)
+    cfg = config(tiny_model, "shapes", tmp_path, steps=2)
+    train(cfg, dataset=data)
+    assert (tmp_path / "adapter" / "config.json").is_file()
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1

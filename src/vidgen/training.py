@@ -94,30 +94,39 @@ class TrainingData:
     null_text: torch.Tensor  # (1, L, d) embedding of the empty prompt
 
 
-def _cache_key(config: TrainConfig, size: tuple[int, int]) -> str:
-    files = sorted(p for p in Path(config.data).iterdir() if p.is_file())
-    stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+def _cache_key(config: TrainConfig, size: tuple[int, int], source) -> str:
     model = Path(config.model).resolve()
     vae_cfg = (model / "vae" / "config.json").read_text() if (model / "vae" / "config.json").is_file() else ""
-    blob = json.dumps([stamp, str(model), vae_cfg, config.num_frames, config.stride, size])
+    blob = json.dumps([source, str(model), vae_cfg, config.num_frames, config.stride, size])
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def prepare_data(config: TrainConfig, pipe, size: tuple[int, int]) -> TrainingData:
-    """Decode the video folder, encode clips (cached on disk) and captions with the frozen base model."""
-    cache = Path(config.out) / "cache" / f"latents-{_cache_key(config, size)}.safetensors"
-    if config.cache_latents and cache.is_file():
+def _folder_stamp(folder: str) -> list:
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
+def prepare_data(config: TrainConfig, pipe, size: tuple[int, int], dataset=None) -> TrainingData:
+    """Encode clips (cached on disk) and captions with the frozen base model. `dataset` (items (frames,
+    caption), e.g. `ShapesDataset`) replaces the video folder `config.data`; it is cached when it has a
+    `cache_key`."""
+    source = _folder_stamp(config.data) if dataset is None else getattr(dataset, "cache_key", None)
+    cache = Path(config.out) / "cache" / f"latents-{_cache_key(config, size, source)}.safetensors"
+    use_cache = config.cache_latents and source is not None
+    if use_cache and cache.is_file():
         tensors = load_file(cache)
         captions = json.loads((cache.with_suffix(".json")).read_text())
     else:
-        dataset = VideoFolderDataset(config.data, config.num_frames, *size, stride=config.stride)
-        print(f"data: {dataset.report}; {len(dataset)} clips of {config.num_frames} frames")
-        captions = sorted(set(dataset.captions))
-        ids = torch.tensor([captions.index(c) for c in dataset.captions])
+        if dataset is None:
+            dataset = VideoFolderDataset(config.data, config.num_frames, *size, stride=config.stride)
+            print(f"data: {dataset.report}; {len(dataset)} clips of {config.num_frames} frames")
+        items = [dataset[i] for i in range(len(dataset))]
+        captions = sorted({caption for _, caption in items})
+        ids = torch.tensor([captions.index(caption) for _, caption in items])
         latents = torch.stack([pipe.encode_frames(clip).float().cpu() for clip, _ in
-                               tqdm(dataset, desc="encoding clips", leave=False)])
+                               tqdm(items, desc="encoding clips", leave=False)])
         tensors = {"latents": latents.contiguous(), "caption_ids": ids}
-        if config.cache_latents:
+        if use_cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp")
             save_file(tensors, tmp)
@@ -190,14 +199,16 @@ def _check_resumable(saved: dict, config: TrainConfig) -> None:
                           f"expected the same settings (only {', '.join(TrainConfig.RESUMABLE)} may change)")
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Train an adapter; returns the folder of the exported adapter (`out/adapter`)."""
+def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
+    """Train an adapter; returns the folder of the exported adapter (`out/adapter`). `dataset` (items
+    (frames (f, h, w, 3) uint8, caption), e.g. `vidgen.data.shapes.ShapesDataset`) replaces the video folder."""
     from accelerate import Accelerator
 
     from .pipeline import VideoPipeline
 
     config.validate()
-    read_captions(config.data)  # a missing or malformed data folder fails before the model loads
+    if dataset is None:
+        read_captions(config.data)  # a missing or malformed data folder fails before the model loads
     out = Path(config.out)
     ckpt_root = out / "checkpoints"
     found = latest_checkpoint(ckpt_root)
@@ -215,7 +226,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         m = pipe.size_multiple
         check(value >= m and value % m == 0, name, value, f"a positive multiple of {m} for this model")
     out.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(config, pipe, size)
+    data = prepare_data(config, pipe, size, dataset)
 
     denoiser, adapter = pipe.denoiser, pipe.denoiser.adapter
     adapter.train()

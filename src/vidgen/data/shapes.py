@@ -195,6 +195,11 @@ class ShapesDataset:
         check(split in SPLITS, "split", split, " or ".join(SPLITS))
         self.num_videos, self.frames, self.canvas, self.seed, self.split = num_videos, frames, canvas, seed, split
 
+    @property
+    def cache_key(self) -> str:
+        """Identifies the contents, so that training can cache their latents."""
+        return f"shapes-{self.num_videos}-{self.frames}-{self.canvas}-{self.seed}-{self.split}"
+
     def __len__(self) -> int:
         return self.num_videos
 
