@@ -82,7 +82,8 @@ def build_parser() -> Parser:
     world.add_argument("--split", default="train", help="train | heldout")
 
     ev = sub.add_parser("eval", help="score shapes-world videos against their captions")
-    ev.add_argument("--videos", help="a video folder with captions.jsonl to score (or, with --model, to fill)")
+    ev.add_argument("--videos", help="a video folder with captions.jsonl to score (with --model: the folder to "
+                                     "write generated videos to, default vidgen-eval-PROMPTS-seedSEED)")
     ev.add_argument("--model", help="generate with this model, then score")
     ev.add_argument("--adapter")
     ev.add_argument("--prompts", default="train", help="train | heldout: the split the prompts are drawn from")
@@ -128,8 +129,7 @@ def evaluate_command(args) -> None:
     from .eval.evaluate import evaluate_folder, generate_folder
 
     if args.model is not None:
-        if args.videos is None:
-            raise VidgenError("--videos: got nothing; expected a folder to write the generated videos to")
+        args.videos = args.videos or f"vidgen-eval-{args.prompts}-seed{args.seed}"
         generate_folder(args.model, args.adapter, args.videos, split=args.prompts, num_prompts=args.num_prompts,
                         per_prompt=args.videos_per_prompt, frames=args.frames, steps=args.steps, mode=args.mode,
                         seed=args.seed)
@@ -145,7 +145,9 @@ def evaluate_command(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()  # e.g. a harmless note that torchvision is not installed
     try:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
