@@ -143,3 +143,10 @@ def test_malformed_input_is_a_clear_error():
         score_video(video[:, :, :40], caption)
     with pytest.raises(VidgenError, match="square frames"):
         score_video(video[:0], caption)
+
+
+def test_shapes_vocabulary_is_one_token_per_word():
+    from vidgen.tiny import build_clip_tokenizer
+    tokenizer = build_clip_tokenizer(shapes.VOCABULARY, max_length=32)
+    caption = shapes.make_video(4, frames=1)[1].caption()
+    assert len(tokenizer(caption).input_ids) == len(caption.split()) + 2

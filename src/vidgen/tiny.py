@@ -15,23 +15,36 @@ DEFAULT_WORDS = ("a red green blue yellow circle square triangle cross moving le
                  "slowly standing still and on black gray white background small large").split()
 
 
+def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encode one word with merge `ranks` (lowest rank first), as CLIP's BPE does."""
+    pieces = list(word[:-1]) + [word[-1] + "</w>"]
+    while len(pieces) > 1:
+        pairs = [(ranks.get((a, b), len(ranks) + 1), i) for i, (a, b) in enumerate(zip(pieces, pieces[1:]))]
+        rank, i = min(pairs)
+        if rank > len(ranks):
+            break
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
+    return pieces
+
+
 def build_clip_tokenizer(words=DEFAULT_WORDS, max_length: int = 16):
-    """A CLIP tokenizer built in memory: byte-level BPE whose merges spell each of `words` as one token."""
+    """A CLIP tokenizer built in memory: byte-level BPE whose merges make each of `words` one token.
+
+    Merges are appended (at the lowest priority) only while a word still splits, so adding a word never
+    changes how an earlier one is split."""
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import CLIPTokenizer
 
     chars = sorted(ByteLevel.alphabet())
     vocab = chars + [c + "</w>" for c in chars]
-    merges = []
+    ranks: dict[tuple[str, str], int] = {}
     for word in words:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(pieces) > 1:
-            if (pieces[0], pieces[1]) not in merges:
-                merges.append((pieces[0], pieces[1]))
-                vocab.append(pieces[0] + pieces[1])
-            pieces = [pieces[0] + pieces[1]] + pieces[2:]
+        while len(pieces := _bpe(word, ranks)) > 1:
+            ranks[(pieces[0], pieces[1])] = len(ranks)
+            vocab.append(pieces[0] + pieces[1])
     vocab = list(dict.fromkeys(vocab)) + ["<|startoftext|>", "<|endoftext|>"]
-    return CLIPTokenizer(vocab={tok: i for i, tok in enumerate(vocab)}, merges=merges, model_max_length=max_length)
+    return CLIPTokenizer(vocab={tok: i for i, tok in enumerate(vocab)}, merges=list(ranks),
+                         model_max_length=max_length)
 
 
 def build_tiny_sd(folder: str | Path, seed: int = 0, block_out_channels=(32, 64), cross_attention_dim: int = 32,
