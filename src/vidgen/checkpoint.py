@@ -79,3 +79,28 @@ def load_checkpoint(path: Path, adapter, optimizer) -> tuple[int, dict | None, d
     ema = load_file(ema_file) if ema_file.is_file() else None
     step = json.loads((path / "trainer.json").read_text())["step"]
     return step, ema, json.loads((path / "train_config.json").read_text())
+
+
+def save_training_state(folder: Path, model: torch.nn.Module, optimizer, meta: dict) -> None:
+    """Atomically replace `folder` with the model's weights, the optimizer state and `meta` (JSON)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    optimizer_to_files(optimizer, tmp)
+    (tmp / "trainer.json").write_text(json.dumps(meta))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_training_state(folder: Path, model: torch.nn.Module, optimizer) -> dict | None:
+    """Restore what `save_training_state` wrote, in place; None when `folder` holds no state."""
+    if not (folder / "trainer.json").is_file():
+        return None
+    model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
+    optimizer_from_files(optimizer, folder)
+    return json.loads((folder / "trainer.json").read_text())

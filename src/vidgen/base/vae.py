@@ -4,16 +4,12 @@ The frames are simple (flat colours, sharp edges), so a small autoencoder suffic
 trip keeps colours and small shapes, which the shapes scorer checks. The latents' spread sets
 `scaling_factor` = 1/std, so that the base model sees latents of unit variance (DESIGN.md).
 
-    python -m vidgen.base.vae --out runs/vae --steps 2000      # seeded; resumes from runs/vae if present
+    python -m vidgen.base.vae --out runs/vae --steps 2000      # seeded; resumes from runs/vae/state
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
-from ..checkpoint import optimizer_from_files, optimizer_to_files
+from .loop import fit
 from ..data.shapes import make_video
 
 CONFIG = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64),
@@ -36,55 +32,22 @@ def frames(rng: np.random.Generator, n: int, canvas: int = 64) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def save_state(folder: Path, vae, optimizer, step: int, log: list) -> None:
-    """Atomically replace `folder` with the model, optimizer state and step."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    vae.save_pretrained(tmp)
-    optimizer_to_files(optimizer, tmp)
-    (tmp / "trainer.json").write_text(json.dumps({"step": step, "log": log}))
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def train_vae(out: Path, steps: int = 2000, batch_size: int = 16, lr: float = 1e-3, kl: float = 1e-6,
-              seed: int = 0, save_every: int = 250) -> AutoencoderKL:
+              seed: int = 0) -> AutoencoderKL:
     torch.manual_seed(seed)
     vae = AutoencoderKL(**CONFIG)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    step, log = 0, []
-    if (out / "trainer.json").is_file():  # resume
-        vae = AutoencoderKL.from_pretrained(out)
-        optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-        optimizer_from_files(optimizer, out)
-        state = json.loads((out / "trainer.json").read_text())
-        step, log = state["step"], state["log"]
-        print(f"resumed at step {step}")
-    vae.train()
-    start = time.time()
-    while step < steps:
-        rng = np.random.default_rng([seed, step])  # every step's data from (seed, step): exact resume
+
+    def loss_at(step: int):
+        rng = np.random.default_rng([seed, step])
         x = frames(rng, batch_size)
         posterior = vae.encode(x).latent_dist
         z = posterior.sample(generator=torch.Generator().manual_seed(int(rng.integers(2 ** 31))))
         recon = vae.decode(z).sample
-        loss_rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)
-        loss = loss_rec + kl * posterior.kl().mean()
-        for group in optimizer.param_groups:  # cosine decay
-            group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        step += 1
-        if step % 50 == 0 or step == steps:
-            log.append({"step": step, "loss": round(loss_rec.item(), 5), "seconds": round(time.time() - start)})
-            print(log[-1], flush=True)
-        if step % save_every == 0 or step == steps:
-            save_state(out, vae, optimizer, step, log)
+        rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        return rec + kl * posterior.kl().mean(), rec.item()
+
+    fit(vae, optimizer, out / "state", steps, loss_at, lambda step: lr * 0.5 * (1 + np.cos(np.pi * step / steps)))
     return vae
 
 

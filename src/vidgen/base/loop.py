@@ -1,0 +1,42 @@
+"""The training loop shared by the demo model's parts: resumable, seeded per step, checkpointed atomically."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..checkpoint import load_training_state, save_training_state
+
+
+def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, steps: int,
+        loss_at: Callable[[int], tuple[torch.Tensor, float]], lr_at: Callable[[int], float],
+        save_every: int = 250, clip: float | None = None) -> list[dict]:
+    """Run optimizer steps until `steps`, resuming from `state` if it holds a checkpoint.
+
+    `loss_at(step)` draws that step's data from a generator seeded by the step, so a resumed run repeats what an
+    uninterrupted one would have done; it returns (loss to minimise, number to log)."""
+    saved = load_training_state(state, model, optimizer)
+    step, log = (saved["step"], saved["log"]) if saved else (0, [])
+    if saved:
+        print(f"resumed from {state} at step {step}")
+    model.train()
+    start = time.time()
+    while step < steps:
+        loss, shown = loss_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        optimizer.zero_grad()
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        step += 1
+        if step % 50 == 0 or step == steps:
+            log.append({"step": step, "loss": round(shown, 5), "seconds": round(time.time() - start)})
+            print(log[-1], flush=True)
+        if step % save_every == 0 or step == steps:
+            save_training_state(state, model, optimizer, {"step": step, "log": log})
+    return log

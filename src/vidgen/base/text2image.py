@@ -1,0 +1,116 @@
+"""Train the demo model's text-to-image part (CLIP-style text encoder + UNet) on single shapes-world frames.
+
+Frames are encoded once by the trained VAE; captions are the full caption or the appearance-only form, half
+each, so that every word of the grammar is known to the text encoder. The text is dropped 10% of the time for
+classifier-free guidance. The result is saved as a standard diffusers Stable Diffusion folder
+(`StableDiffusionPipeline.from_pretrained` loads it), which the video adapter then treats as frozen.
+
+    python -m vidgen.base.text2image --vae runs/vae --out runs/base --steps 6000
+    # seeded; resumes from runs/base/state if present; writes the SD folder to runs/base/model
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from torch import nn
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from ..data.shapes import VOCABULARY, make_video
+from ..tiny import build_clip_tokenizer
+from .loop import fit
+
+MAX_TOKENS = 32
+TEXT = dict(hidden_size=128, intermediate_size=256, num_attention_heads=4, num_hidden_layers=3,
+            max_position_embeddings=MAX_TOKENS)
+UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128, 128),
+            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=128,
+            attention_head_dim=4, norm_num_groups=16)
+SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                 set_alpha_to_one=False, steps_offset=1)
+
+
+class TextToImage(nn.Module):
+    """Text encoder and UNet trained together (one module, one optimizer, one checkpoint)."""
+
+    def __init__(self, vocab_size: int, bos: int, eos: int):
+        super().__init__()
+        self.text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=vocab_size, bos_token_id=bos, eos_token_id=eos,
+                                                         pad_token_id=eos, **TEXT))
+        self.unet = UNet2DConditionModel(**UNET)
+
+    def forward(self, x_t, t, ids):
+        return self.unet(x_t, t, encoder_hidden_states=self.text_encoder(ids)[0]).sample
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, tokenizer, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n single frames of shapes videos (latents, scaled) and their token ids (full or appearance-only)."""
+    rng = np.random.default_rng([seed, 99])
+    latents, ids = [], []
+    for start in range(0, n, 256):
+        batch, captions = [], []
+        for _ in range(min(256, n - start)):
+            video, scene, _ = make_video(int(rng.integers(2 ** 31)), frames=8, canvas=64)
+            batch.append(video[rng.integers(8)])
+            captions.append(scene.caption(motion=bool(rng.random() < 0.5)))
+        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        latents.append(vae.encode(x).latent_dist.mode() * vae.config.scaling_factor)
+        ids.append(tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True,
+                             return_tensors="pt").input_ids)
+    return torch.cat(latents), torch.cat(ids)
+
+
+def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32, lr: float = 3e-4,
+               frames: int = 20000, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    tokenizer = build_clip_tokenizer(VOCABULARY, MAX_TOKENS)
+    vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+    latents, ids = encode_dataset(vae, tokenizer, frames, seed)
+    null_ids = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
+    model = TextToImage(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    scheduler = DDIMScheduler(**SCHEDULER)
+    abar = scheduler.alphas_cumprod
+    def loss_at(step: int):
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+        idx = torch.randint(len(latents), (batch_size,), generator=g)
+        x0, tok = latents[idx], ids[idx].clone()
+        tok[torch.rand(batch_size, generator=g) < 0.1] = null_ids[0]  # text dropout for guidance
+        t = torch.randint(len(abar), (batch_size,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = abar[t].view(-1, 1, 1, 1)
+        loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, tok), noise)
+        return loss, loss.item()
+
+    fit(model, optimizer, out / "state", steps, loss_at, clip=1.0,
+        lr_at=lambda step: lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + np.cos(np.pi * step / steps)))
+    folder = out / "model"
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=model.text_encoder, tokenizer=tokenizer, unet=model.unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.to(torch.float16).save_pretrained(folder)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train the demo model's text encoder and UNet on shapes frames.")
+    parser.add_argument("--vae", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--frames", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    print(train_base(args.vae, args.out, args.steps, args.batch_size, frames=args.frames, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()
