@@ -51,6 +51,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "scheduler": ["generate", "a cat", *m, "--scheduler", "lms", *out],
         "image: could not read": ["generate", "a cat", *m, "--image", broken / "not-an-image.png", *out],
         "--image": ["generate", "a cat", *m, "--image", broken / "missing.png", *out],
+        "video: could not read": ["generate", "a cat", *m, "--video", broken / "not-an-image.png", *out],
         "no model_index.json": ["generate", "a cat", "--model", tmp_path / "nowhere", *out],
         "model: could not load": ["generate", "a cat", "--model", broken / "corrupt-model", *out],
         "adapter: got": ["generate", "a cat", *m, "--adapter", tmp_path / "no-adapter", *out],

@@ -200,7 +200,7 @@ class VideoPipeline:
         if image is not None:
             frames.append(resize_center_crop(_read_image(image), config.height, config.width))
         if video is not None:
-            clip = read_video(video) if isinstance(video, (str, Path)) else video
+            clip = _read_clip(video) if isinstance(video, (str, Path)) else video
             frames += [resize_center_crop(f, config.height, config.width) for f in clip]
         check(len(frames) <= config.num_frames, "num_frames", config.num_frames,
               f"at least the {len(frames)} given frames")
@@ -265,6 +265,16 @@ class VideoPipeline:
 
     def _texts(self, prompt: str, config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode_prompt(prompt), self.encode_prompt(config.negative_prompt or "")
+
+
+def _read_clip(path) -> np.ndarray:
+    try:
+        return read_video(path)
+    except VidgenError:
+        raise
+    except Exception as exc:  # PyAV raises several error types for missing or broken files
+        raise VidgenError(f"video: could not read {str(path)!r} ({type(exc).__name__}); expected an mp4, webm or "
+                          "gif file, or a directory of PNG frames") from None
 
 
 def _read_image(image) -> Image.Image:
