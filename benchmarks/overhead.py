@@ -145,7 +145,7 @@ def main() -> None:
               "settings": vars(args), "timing": timing, "memory": memory}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "overhead.json").write_text(json.dumps(result, indent=2))
-    lines = [f"# Overhead of the adapter\n", f"Command: `{result['command']}`  ", f"Machine: {result['machine']}\n",
+    lines = ["# Overhead of the adapter\n", f"Command: `{result['command']}`  ", f"Machine: {result['machine']}\n",
              f"{args.frames} frames (or images), {args.steps} DDIM steps, guidance 5, 32×32 px, batch 1; "
              f"medians of {args.repeats} interleaved runs.\n",
              "| run | median (s) | ratio to independent images |", "|---|---|---|"]

@@ -6,7 +6,6 @@ import torch
 from vidgen import VideoAdapter, VideoDenoiser, VidgenError
 from vidgen.guidance import Guidance, frame_model
 from vidgen.sampling import FrameContext, sample_autoregressive
-from vidgen.tiny import build_tiny_sd
 
 from .conftest import perturb
 

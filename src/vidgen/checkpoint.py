@@ -8,6 +8,7 @@ complete one, so an interrupted write never leaves a checkpoint that looks whole
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,26 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path):
+    """Yield a fresh temporary folder beside `final`; on success it replaces `final` (a reader sees the old
+    folder or the new one, never a half-written one); on failure it is removed and `final` is untouched."""
+    tmp = final.with_name(f".tmp-{final.name}")
+    old = final.with_name(f".old-{final.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def optimizer_to_files(optimizer: torch.optim.Optimizer, folder: Path) -> None:
@@ -44,18 +65,13 @@ def save_checkpoint(root: Path, step: int, adapter, optimizer, ema: dict | None,
     """Write `root/step-XXXXXXX` atomically and point `root/latest` at it."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:07d}"
-    tmp = root / f".tmp-step-{step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    adapter.save_pretrained(tmp / "adapter")
-    if ema is not None:
-        save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
-    optimizer_to_files(optimizer, tmp)
-    (tmp / "trainer.json").write_text(json.dumps({"step": step}))
-    (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        adapter.save_pretrained(tmp / "adapter")
+        if ema is not None:
+            save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
+        optimizer_to_files(optimizer, tmp)
+        (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+        (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
     latest = root / ".latest.tmp"
     latest.write_text(final.name)
     os.replace(latest, root / "latest")
@@ -83,18 +99,10 @@ def load_checkpoint(path: Path, adapter, optimizer) -> tuple[int, dict | None, d
 
 def save_training_state(folder: Path, model: torch.nn.Module, optimizer, meta: dict) -> None:
     """Atomically replace `folder` with the model's weights, the optimizer state and `meta` (JSON)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-    optimizer_to_files(optimizer, tmp)
-    (tmp / "trainer.json").write_text(json.dumps(meta))
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(folder) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        optimizer_to_files(optimizer, tmp)
+        (tmp / "trainer.json").write_text(json.dumps(meta))
 
 
 def load_training_state(folder: Path, model: torch.nn.Module, optimizer) -> dict | None:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import atomic_dir, latest_checkpoint, load_checkpoint, save_checkpoint
 from .data.video_folder import VideoFolderDataset, read_captions
 from .errors import VidgenError, check
 from .sampling import FrameContext, context_window, joint_window, vp_noise
@@ -282,14 +281,11 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
 
 def export_adapter(adapter, ema: dict | None, folder: Path) -> None:
     """Save the adapter (its EMA weights when there are any) to `folder`, replacing it atomically."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if ema is not None:
+    with atomic_dir(folder) as tmp:
+        if ema is None:
+            adapter.save_pretrained(tmp)
+            return
         live = {k: v.detach().clone() for k, v in adapter.state_dict().items()}
         adapter.load_state_dict({k: v.to(live[k].dtype) for k, v in ema.items()})
         adapter.save_pretrained(tmp)
         adapter.load_state_dict(live)
-    else:
-        adapter.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
