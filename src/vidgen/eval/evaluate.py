@@ -21,7 +21,6 @@ from .scorer import score_video
 
 METRICS = ("attributes_correct", "background_correct", "colour_correct", "shape_correct", "size_correct",
            "count_correct", "trajectory_rmse", "direction_accuracy", "identity_consistency", "flicker")
-HIGHER_IS_BETTER = {m: m not in ("trajectory_rmse", "flicker") for m in METRICS}
 
 
 @dataclass
@@ -114,12 +113,12 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
     as a video folder that `evaluate_folder` scores."""
     import torch
 
-    from ..data.shapes import sample_scene
+    from ..data.shapes import SPLITS, sample_scene
     from ..errors import check
     from ..pipeline import VideoPipeline
     from ..video import check_output_path
 
-    check(split in ("train", "heldout"), "prompts", split, "train or heldout")
+    check(split in SPLITS, "prompts", split, " or ".join(SPLITS))
     check(num_prompts >= 1, "num_prompts", num_prompts, "an integer ≥ 1")
     check(per_prompt >= 1, "videos_per_prompt", per_prompt, "an integer ≥ 1")
     out = Path(out)
