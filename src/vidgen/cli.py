@@ -57,8 +57,9 @@ def build_parser() -> Parser:
 
     gen = sub.add_parser("generate", help="generate a video from a prompt")
     gen.add_argument("prompt")
-    gen.add_argument("--model", help="diffusers Stable Diffusion folder")
-    gen.add_argument("--adapter", help="adapter folder (default: an untrained adapter)")
+    gen.add_argument("--model", help="diffusers Stable Diffusion folder (default: the shipped demo model)")
+    gen.add_argument("--adapter", help="adapter folder (default: the shipped adapter without --model, else an "
+                                       "untrained adapter)")
     gen.add_argument("--out", required=True, help="output: .mp4, .webm, .gif, or a directory ending in '/'")
     gen.add_argument("--fps", type=float, default=8.0)
     gen.add_argument("--seed", type=int, default=0)
@@ -90,8 +91,9 @@ def build_parser() -> Parser:
     ev.add_argument("--num-prompts", type=int, default=8)
     ev.add_argument("--videos-per-prompt", type=int, default=2)
     ev.add_argument("--frames", type=int, default=16)
-    ev.add_argument("--steps", type=int, default=25)
-    ev.add_argument("--mode", default="autoregressive")
+    ev.add_argument("--steps", type=int, help="denoising steps (default: vidgen generate's)")
+    ev.add_argument("--mode", default="autoregressive",
+                    help="autoregressive | joint | independent (baseline: f images from the base model alone)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--report", help="JSON report path (default: VIDEOS/eval.json)")
     ev.add_argument("--no-fd", action="store_true", help="skip the Fréchet distance")
@@ -114,9 +116,6 @@ def generate(args) -> None:
     check_output_path(args.out)
     if args.image is not None and not os.path.isfile(args.image):
         raise VidgenError(f"--image: got {args.image!r}, which is not a file; expected an image file")
-    if args.model is None:
-        raise VidgenError("--model: got nothing, and no model ships with this version yet; expected a diffusers "
-                          "Stable Diffusion folder (vidgen tiny-model --out DIR builds a tiny one)")
     pipe = VideoPipeline.from_pretrained(args.model, adapter=args.adapter, device=args.device)
     options = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     generator = torch.Generator().manual_seed(args.seed)

@@ -91,14 +91,20 @@ class VideoPipeline:
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
-    def from_pretrained(cls, model: str | Path, adapter: str | Path | VideoAdapter | None = None,
+    def from_pretrained(cls, model: str | Path | None = None, adapter: str | Path | VideoAdapter | None = None,
                         device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                         adapter_options: dict | None = None) -> "VideoPipeline":
         """Load a diffusers Stable Diffusion folder (`model_index.json`, vae/, text_encoder/, tokenizer/, unet/,
         scheduler/) and an adapter folder, or start from an untrained adapter (shaped by `adapter_options`,
-        the keyword arguments of `VideoAdapter`) when `adapter` is None."""
+        the keyword arguments of `VideoAdapter`) when `adapter` is None. With no `model`, the demo model that
+        ships in the repository: its base and, unless `adapter` is given, its trained adapter."""
         import diffusers
         import transformers
+
+        if model is None:
+            from .shipped import ADAPTER, BASE, shipped
+
+            model, adapter = shipped(BASE), shipped(ADAPTER) if adapter is None else adapter
 
         transformers.utils.logging.disable_progress_bar()
         folder = Path(model)

@@ -91,10 +91,14 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
 
     fit(model, optimizer, out / "state", steps, loss_at, clip=1.0,
         lr_at=lambda step: lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + np.cos(np.pi * step / steps)))
-    folder = out / "model"
+    return save_model(model, vae, tokenizer, out / "model")
+
+
+def save_model(model: TextToImage, vae: AutoencoderKL, tokenizer, folder: Path) -> Path:
+    """Write a standard Stable Diffusion folder (fp16) that `StableDiffusionPipeline.from_pretrained` loads."""
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=model.text_encoder, tokenizer=tokenizer, unet=model.unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+                                   scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
     pipe.to(torch.float16).save_pretrained(folder)
     return folder
 

@@ -106,24 +106,48 @@ def evaluate_folder(folder: str | Path, frechet: bool = True) -> Report:
     return evaluate(((p.name, lambda p=p: read_video(p), c) for p, c in pairs), frechet)
 
 
+MODES = ("autoregressive", "joint", "independent")
+
+
+def _image_pipeline(model: str):
+    """The base model alone, loaded by plain diffusers (what `independent` samples from)."""
+    import diffusers
+    import torch
+
+    from ..pipeline import VideoPipeline
+
+    VideoPipeline.from_pretrained(model)  # the same checks and one-line errors as the other modes
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(model, torch_dtype=torch.float32, safety_checker=None,
+                                                             requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def generate_folder(model: str, adapter: str | None, out: str | Path, split: str = "train", num_prompts: int = 8,
-                    per_prompt: int = 2, frames: int = 16, steps: int = 25, mode: str = "autoregressive",
+                    per_prompt: int = 2, frames: int = 16, steps: int | None = None, mode: str = "autoregressive",
                     seed: int = 0) -> Path:
     """Generate `per_prompt` videos for each of `num_prompts` captions drawn from `split` (seeded), written
-    as a video folder that `evaluate_folder` scores."""
+    as a video folder that `evaluate_folder` scores. Mode `independent` is the baseline without the adapter:
+    `frames` images from the base model alone (plain diffusers `StableDiffusionPipeline`, the same caption,
+    steps and guidance, one seed per frame) put side by side as a video."""
     import torch
 
     from ..data.shapes import SPLITS, sample_scene
     from ..errors import check
-    from ..pipeline import VideoPipeline
-    from ..video import check_output_path
+    from ..pipeline import GenerationConfig, VideoPipeline
+    from ..video import check_output_path, export_video
 
     check(split in SPLITS, "prompts", split, " or ".join(SPLITS))
+    check(mode in MODES, "mode", mode, " | ".join(MODES))
     check(num_prompts >= 1, "num_prompts", num_prompts, "an integer ≥ 1")
     check(per_prompt >= 1, "videos_per_prompt", per_prompt, "an integer ≥ 1")
+    steps = steps or GenerationConfig.num_inference_steps
     out = Path(out)
     check_output_path(str(out) + "/")
-    pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
+    if mode == "independent":
+        pipe = _image_pipeline(model)
+    else:
+        pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
     rng = np.random.default_rng([seed, 7])
     captions = [sample_scene(rng, split).caption() for _ in range(num_prompts)]
     out.mkdir(exist_ok=True)
@@ -131,8 +155,16 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
     for p, caption in enumerate(captions):
         for k in range(per_prompt):
             name = f"gen_{p:04d}_{k:02d}.mp4"
-            pipe(caption, num_frames=frames, num_inference_steps=steps, mode=mode, output=out / name,
-                 generator=torch.Generator().manual_seed(seed * 100_003 + p * 101 + k))
+            video_seed = seed * 100_003 + p * 101 + k
+            if mode == "independent":
+                images = pipe(caption, num_images_per_prompt=frames, num_inference_steps=steps,
+                              guidance_scale=GenerationConfig.guidance_scale, output_type="np",
+                              generator=[torch.Generator().manual_seed(video_seed * 1000 + j)
+                                         for j in range(frames)]).images
+                export_video((images * 255).round().astype(np.uint8), out / name)
+            else:
+                pipe(caption, num_frames=frames, num_inference_steps=steps, mode=mode, output=out / name,
+                     generator=torch.Generator().manual_seed(video_seed))
             lines.append(json.dumps({"file": name, "caption": caption}))
     (out / "captions.jsonl").write_text("\n".join(lines) + "\n")
     return out

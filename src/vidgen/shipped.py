@@ -1,0 +1,21 @@
+"""The demo model that ships in the repository's `models/` folder (see docs/model-card.md): a small Stable
+Diffusion folder trained on the shapes world (`shapes-base/`) and its video adapter (`shapes-adapter/`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import VidgenError
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+BASE = MODELS / "shapes-base"
+ADAPTER = MODELS / "shapes-adapter"
+
+
+def shipped(folder: Path) -> Path:
+    """`folder` if it holds a shipped model, else a one-line error saying where it was looked for."""
+    if not (folder / ("model_index.json" if folder == BASE else "config.json")).is_file():
+        raise VidgenError(f"model: none given, and the shipped demo model is not at {str(folder)!r}; expected a "
+                          "clone of the vidgen repository installed with `pip install -e .` (the weights live in "
+                          "its models/ folder), or --model DIR (a diffusers Stable Diffusion folder)")
+    return folder
