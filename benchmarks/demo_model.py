@@ -79,6 +79,7 @@ def run_all(args) -> dict:
     results = {}
     for run in runs(args):
         folder = Path(args.work) / run["name"]
+        folder.parent.mkdir(parents=True, exist_ok=True)
         report_path = folder / "eval.json"
         if report_path.is_file():
             report = Report(**json.loads(report_path.read_text()))

@@ -29,10 +29,7 @@ ITEMS = [
     ("red-circle-right", "a small red circle moving right quickly on a black background", 32, 0),
     ("two-objects", "a large blue square moving down slowly and a small yellow triangle moving left quickly "
                     "on a white background", 32, 0),
-    ("bounce", "a large green cross moving up quickly on a gray background", 48, 1),
-    ("still", "a large magenta triangle standing still on a black background", 16, 0),
     ("heldout-pair", "a small blue circle moving right slowly on a white background", 32, 2),
-    ("long-64", "a small orange square moving right quickly on a black background", 64, 0),
 ]
 
 
