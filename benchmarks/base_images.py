@@ -1,0 +1,58 @@
+"""What the base model alone draws: scorer accuracies of images from plain diffusers `StableDiffusionPipeline` at
+several guidance scales (8 train-split captions, 8 images each, 25 DDIM steps).
+
+    python benchmarks/base_images.py [--model models/shapes-base] [--guidance 3,5,9]
+    # writes benchmarks/results/base_images.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from diffusers import StableDiffusionPipeline  # noqa: E402
+
+from vidgen.data.shapes import sample_scene  # noqa: E402
+from vidgen.eval.evaluate import summarize  # noqa: E402
+from vidgen.eval.scorer import score_video  # noqa: E402
+
+KEYS = ("attributes_correct", "colour_correct", "shape_correct", "size_correct", "count_correct",
+        "background_correct")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/shapes-base")
+    parser.add_argument("--guidance", default="3,5,9")
+    args = parser.parse_args()
+    sd = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32, safety_checker=None,
+                                                 requires_safety_checker=False)
+    sd.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng([5, 7])
+    captions = [sample_scene(rng, "train").caption() for _ in range(8)]
+    results = {}
+    for g in (float(x) for x in args.guidance.split(",")):
+        scores = []
+        for caption in captions:
+            images = sd(caption, num_images_per_prompt=8, num_inference_steps=25, guidance_scale=g,
+                        output_type="np", generator=[torch.Generator().manual_seed(j) for j in range(8)]).images
+            score = score_video((images * 255).round().astype(np.uint8), caption)
+            scores.append({k: v for k, v in asdict(score).items() if k != "details"})
+        summary = summarize(scores)
+        results[g] = {k: summary[k] for k in KEYS}
+        print(g, {k: round(v, 3) for k, v in results[g].items()}, flush=True)
+    out = Path(__file__).parent / "results" / "base_images.json"
+    out.write_text(json.dumps({"command": f"python benchmarks/base_images.py --model {args.model} --guidance "
+                                          f"{args.guidance}", "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""How much the adapter uses its context: the training loss on one fixed batch of training examples with the
+context and with the null context, in each mode, per noise-level band.
+
+    python benchmarks/context_use.py --adapter models/shapes-adapter --data runs/shapes-train --out runs/adapter
+    # --out: the training run's folder, whose latent cache is reused; writes benchmarks/results/context_use.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from vidgen import VideoPipeline  # noqa: E402
+from vidgen.training import TrainConfig, make_batch, prepare_data  # noqa: E402
+
+BANDS = [(0, 250), (250, 500), (500, 750), (750, 1000)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/shapes-base")
+    parser.add_argument("--adapter", default="models/shapes-adapter")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--batch", type=int, default=256)
+    args = parser.parse_args()
+    config = TrainConfig(model=args.model, data=args.data, out=args.out, num_frames=16, batch_size=args.batch,
+                         text_dropout=0, context_dropout=0)
+    pipe = VideoPipeline.from_pretrained(args.model, adapter=args.adapter)
+    data = prepare_data(config, pipe, (64, 64))
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    results = {}
+    for mode, fraction in (("autoregressive", 0.0), ("joint", 1.0)):
+        batch = make_batch(data, dataclasses.replace(config, joint_fraction=fraction), alphas, "epsilon",
+                           torch.Generator().manual_seed(123))
+        ctx = batch["context"]
+        errors = {}
+        for drop in (False, True):
+            with torch.no_grad():
+                pred = pipe.denoiser(batch["x_t"], batch["t"], batch["text"], *ctx.as_args(),
+                                     drop=torch.full((args.batch,), drop))
+            errors[drop] = F.mse_loss(pred, batch["target"], reduction="none").mean(dim=(1, 2, 3))
+        results[mode] = {f"t {lo}-{hi}": {"with context": errors[False][m].mean().item(),
+                                          "null context": errors[True][m].mean().item()}
+                         for lo, hi in BANDS if (m := (batch["t"] >= lo) & (batch["t"] < hi)).any()}
+        results[mode]["all"] = {"with context": errors[False].mean().item(),
+                                "null context": errors[True].mean().item()}
+    print(json.dumps(results, indent=1))
+    out = Path(__file__).parent / "results" / "context_use.json"
+    out.write_text(json.dumps({"command": f"python benchmarks/context_use.py --adapter {args.adapter} --data "
+                                          f"{args.data} --out {args.out} --batch {args.batch}",
+                               "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
