@@ -58,3 +58,10 @@ def test_generate_needs_no_model_arguments(tmp_path, capsys):
     assert main(["generate", PROMPT, "--frames", "4", "--steps", "5", "--out", str(out)]) == 0
     assert read_video(out).shape == (4, 64, 64, 3)
     assert "wrote 4 frames" in capsys.readouterr().out
+
+
+def test_missing_shipped_model_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("vidgen.shipped.BASE", tmp_path / "no-model")
+    assert main(["generate", PROMPT, "--out", str(tmp_path / "v.mp4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "shipped demo model is not at" in err and "--model DIR" in err
