@@ -17,11 +17,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from diffusers import StableDiffusionPipeline  # noqa: E402
 
 from vidgen.data.shapes import sample_scene  # noqa: E402
-from vidgen.eval.evaluate import summarize  # noqa: E402
+from vidgen.eval.evaluate import image_pipeline, independent_images, summarize  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 
 KEYS = ("attributes_correct", "colour_correct", "shape_correct", "size_correct", "count_correct",
@@ -33,18 +31,14 @@ def main() -> None:
     parser.add_argument("--model", default="models/shapes-base")
     parser.add_argument("--guidance", default="3,5,9")
     args = parser.parse_args()
-    sd = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32, safety_checker=None,
-                                                 requires_safety_checker=False)
-    sd.set_progress_bar_config(disable=True)
+    sd = image_pipeline(args.model)
     rng = np.random.default_rng([5, 7])
     captions = [sample_scene(rng, "train").caption() for _ in range(8)]
     results = {}
     for g in (float(x) for x in args.guidance.split(",")):
         scores = []
         for caption in captions:
-            images = sd(caption, num_images_per_prompt=8, num_inference_steps=25, guidance_scale=g,
-                        output_type="np", generator=[torch.Generator().manual_seed(j) for j in range(8)]).images
-            score = score_video((images * 255).round().astype(np.uint8), caption)
+            score = score_video(independent_images(sd, caption, range(8), steps=25, guidance=g), caption)
             scores.append({k: v for k, v in asdict(score).items() if k != "details"})
         summary = summarize(scores)
         results[g] = {k: summary[k] for k in KEYS}

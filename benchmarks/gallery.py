@@ -20,6 +20,7 @@ import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from vidgen import VideoPipeline, export_video  # noqa: E402
+from vidgen.eval.evaluate import image_pipeline, independent_images  # noqa: E402
 from vidgen.shipped import BASE  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "gallery"
@@ -54,17 +55,10 @@ def main() -> None:
         export_video(big(video), OUT / f"{name}.gif", fps=8)
         print(f"{name}.gif: {prompt!r}, {frames} frames, seed {seed}")
 
-    from diffusers import StableDiffusionPipeline
-
     prompt = ITEMS[0][1]
     ar = pipe(prompt, num_frames=16, generator=torch.Generator().manual_seed(0)).frames
     joint = pipe(prompt, num_frames=16, mode="joint", generator=torch.Generator().manual_seed(0)).frames
-    sd = StableDiffusionPipeline.from_pretrained(BASE, torch_dtype=torch.float32, safety_checker=None,
-                                                 requires_safety_checker=False)
-    sd.set_progress_bar_config(disable=True)
-    images = sd(prompt, num_images_per_prompt=16, num_inference_steps=25, guidance_scale=5.0, output_type="np",
-                generator=[torch.Generator().manual_seed(j) for j in range(16)]).images
-    independent = (images * 255).round().astype(np.uint8)
+    independent = independent_images(image_pipeline(BASE), prompt, range(16))
     gap = np.full((16, 64 * SCALE + 14, 6, 3), 255, np.uint8)
     panels = [label(big(v), t) for v, t in ((ar, "autoregressive"), (joint, "joint"), (independent, "independent"))]
     export_video(np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=2), OUT / "compare.gif", fps=8)

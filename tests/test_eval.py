@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vidgen import export_video
+from vidgen import export_video, read_video
 from vidgen.data import shapes
 from vidgen.eval.evaluate import evaluate, evaluate_folder, real_videos
 
@@ -66,10 +66,12 @@ def test_frechet_distance_separates_real_from_corrupted():
     assert same * 3 < min(shuffled, frozen, recoloured), (same, shuffled, frozen, recoloured)
 
 
-def test_cli_generates_then_scores(tiny_model, tmp_path):
-    run = vidgen("eval", "--model", tiny_model, "--videos", tmp_path / "gen", "--num-prompts", "1",
+@pytest.mark.parametrize("mode", ["autoregressive", "independent"])
+def test_cli_generates_then_scores(tiny_model, tmp_path, mode):
+    run = vidgen("eval", "--model", tiny_model, "--videos", tmp_path / "gen", "--num-prompts", "1", "--mode", mode,
                  "--videos-per-prompt", "2", "--frames", "3", "--steps", "2", "--no-fd", "--prompts", "heldout")
     assert run.returncode == 0, run.stderr
+    assert [len(read_video(p)) for p in sorted((tmp_path / "gen").glob("*.mp4"))] == [3, 3]
     report = json.loads((tmp_path / "gen" / "eval.json").read_text())
     assert report["summary"]["videos"] + report["summary"]["skipped"] == 2
     captions = {json.loads(x)["caption"] for x in (tmp_path / "gen" / "captions.jsonl").read_text().splitlines()}

@@ -3,12 +3,12 @@ scorer accepts in each mode, and `vidgen generate` needs no model arguments. Loo
 missing or broken model; the model's real scores are in docs/model-card.md. They check what the demo model
 gets right today (background, colour, size, count); shape and motion join them when it meets issue 4's bar."""
 
-import numpy as np
 import pytest
 import torch
 
 from vidgen import VideoPipeline, read_video
 from vidgen.cli import main
+from vidgen.eval.evaluate import independent_images
 from vidgen.eval.scorer import score_video
 from vidgen.shipped import ADAPTER, BASE, MODELS
 
@@ -38,10 +38,9 @@ def test_plain_diffusers_loads_the_base_and_it_draws_the_caption():
     sd = StableDiffusionPipeline.from_pretrained(BASE, torch_dtype=torch.float32, safety_checker=None,
                                                  requires_safety_checker=False)
     sd.set_progress_bar_config(disable=True)
-    images = sd(PROMPT, num_images_per_prompt=4, num_inference_steps=15, output_type="np",
-                generator=[torch.Generator().manual_seed(s) for s in range(4)]).images
+    images = independent_images(sd, PROMPT, range(4), steps=15)
     assert images.shape == (4, 64, 64, 3)
-    score = score_video((images * 255).round().astype(np.uint8), PROMPT)
+    score = score_video(images, PROMPT)
     assert accepted(score), score
 
 

@@ -76,6 +76,30 @@ def _load(what: str, folder: Path, loader):
                           f"{'diffusers Stable Diffusion folder' if what == 'model' else 'vidgen adapter folder'}")
 
 
+def load_base(model: str | Path) -> dict:
+    """The parts of a diffusers Stable Diffusion folder (vae, text_encoder, tokenizer, unet, scheduler), with a
+    one-line error naming what is missing or unreadable."""
+    import diffusers
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    folder = Path(model)
+    if not (folder / "model_index.json").is_file():
+        raise VidgenError(f"model: got {str(model)!r}, which has no model_index.json; expected a diffusers "
+                          f"Stable Diffusion folder with {', '.join(SD_PARTS)}")
+    index = _load("model", folder, lambda: diffusers.DiffusionPipeline.load_config(folder))
+    parts = {}
+    for name in SD_PARTS:
+        library, cls_name = index.get(name, (None, None))
+        if cls_name is None or not (folder / name).is_dir():
+            raise VidgenError(f"model: {str(model)!r} has no usable {name}/ part; expected a diffusers "
+                              f"Stable Diffusion folder with {', '.join(SD_PARTS)}")
+        module = transformers if library == "transformers" else diffusers
+        loader = getattr(module, cls_name).from_pretrained
+        parts[name] = _load("model", folder / name, lambda: loader(folder, subfolder=name))
+    return parts
+
+
 class VideoPipeline:
     """A frozen text-to-image model plus a `VideoAdapter`. See `from_pretrained` and `__call__`."""
 
@@ -98,29 +122,12 @@ class VideoPipeline:
         scheduler/) and an adapter folder, or start from an untrained adapter (shaped by `adapter_options`,
         the keyword arguments of `VideoAdapter`) when `adapter` is None. With no `model`, the demo model that
         ships in the repository: its base and, unless `adapter` is given, its trained adapter."""
-        import diffusers
-        import transformers
-
         if model is None:
             from .shipped import ADAPTER, BASE, shipped
 
             model, adapter = shipped(BASE), shipped(ADAPTER) if adapter is None else adapter
 
-        transformers.utils.logging.disable_progress_bar()
-        folder = Path(model)
-        if not (folder / "model_index.json").is_file():
-            raise VidgenError(f"model: got {str(model)!r}, which has no model_index.json; expected a diffusers "
-                              f"Stable Diffusion folder with {', '.join(SD_PARTS)}")
-        index = _load("model", folder, lambda: diffusers.DiffusionPipeline.load_config(folder))
-        parts = {}
-        for name in SD_PARTS:
-            library, cls_name = index.get(name, (None, None))
-            if cls_name is None or not (folder / name).is_dir():
-                raise VidgenError(f"model: {str(model)!r} has no usable {name}/ part; expected a diffusers "
-                                  f"Stable Diffusion folder with {', '.join(SD_PARTS)}")
-            module = transformers if library == "transformers" else diffusers
-            loader = getattr(module, cls_name).from_pretrained
-            parts[name] = _load("model", folder / name, lambda: loader(folder, subfolder=name))
+        parts = load_base(model)
         if isinstance(adapter, (str, Path)):
             adapter_dir = Path(adapter)
             if not (adapter_dir / "config.json").is_file():

@@ -109,18 +109,33 @@ def evaluate_folder(folder: str | Path, frechet: bool = True) -> Report:
 MODES = ("autoregressive", "joint", "independent")
 
 
-def _image_pipeline(model: str):
-    """The base model alone, loaded by plain diffusers (what `independent` samples from)."""
+def image_pipeline(model: str):
+    """The base model alone as a plain diffusers `StableDiffusionPipeline` (what `independent` samples from),
+    with the same folder checks and one-line errors as the other modes."""
     import diffusers
     import torch
 
-    from ..pipeline import VideoPipeline
+    from ..pipeline import load_base
 
-    VideoPipeline.from_pretrained(model)  # the same checks and one-line errors as the other modes
-    pipe = diffusers.StableDiffusionPipeline.from_pretrained(model, torch_dtype=torch.float32, safety_checker=None,
-                                                             requires_safety_checker=False)
+    pipe = diffusers.StableDiffusionPipeline(**load_base(model), safety_checker=None, feature_extractor=None,
+                                             requires_safety_checker=False).to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def independent_images(sd, caption: str, seeds, steps: int | None = None,
+                       guidance: float | None = None) -> np.ndarray:
+    """One image of `caption` per seed from a `StableDiffusionPipeline`, as uint8 frames (n, H, W, 3): the
+    independent-images baseline (defaults: vidgen's steps and guidance)."""
+    import torch
+
+    from ..pipeline import GenerationConfig
+
+    images = sd(caption, num_images_per_prompt=len(seeds), output_type="np",
+                num_inference_steps=steps or GenerationConfig.num_inference_steps,
+                guidance_scale=GenerationConfig.guidance_scale if guidance is None else guidance,
+                generator=[torch.Generator().manual_seed(int(s)) for s in seeds]).images
+    return (images * 255).round().astype(np.uint8)
 
 
 def generate_folder(model: str, adapter: str | None, out: str | Path, split: str = "train", num_prompts: int = 8,
@@ -145,7 +160,7 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
     out = Path(out)
     check_output_path(str(out) + "/")
     if mode == "independent":
-        pipe = _image_pipeline(model)
+        pipe = image_pipeline(model)
     else:
         pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
     rng = np.random.default_rng([seed, 7])
@@ -157,11 +172,8 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
             name = f"gen_{p:04d}_{k:02d}.mp4"
             video_seed = seed * 100_003 + p * 101 + k
             if mode == "independent":
-                images = pipe(caption, num_images_per_prompt=frames, num_inference_steps=steps,
-                              guidance_scale=GenerationConfig.guidance_scale, output_type="np",
-                              generator=[torch.Generator().manual_seed(video_seed * 1000 + j)
-                                         for j in range(frames)]).images
-                export_video((images * 255).round().astype(np.uint8), out / name)
+                seeds = [video_seed * 1000 + j for j in range(frames)]
+                export_video(independent_images(pipe, caption, seeds, steps), out / name)
             else:
                 pipe(caption, num_frames=frames, num_inference_steps=steps, mode=mode, output=out / name,
                      generator=torch.Generator().manual_seed(video_seed))
