@@ -69,10 +69,17 @@ def test_frechet_distance_separates_real_from_corrupted():
 @pytest.mark.parametrize("mode", ["autoregressive", "independent"])
 def test_cli_generates_then_scores(tiny_model, tmp_path, mode):
     run = vidgen("eval", "--model", tiny_model, "--videos", tmp_path / "gen", "--num-prompts", "1", "--mode", mode,
-                 "--videos-per-prompt", "2", "--frames", "3", "--steps", "2", "--no-fd", "--prompts", "heldout")
+                 "--videos-per-prompt", "2", "--frames", "3", "--steps", "2", "--no-fd", "--prompts", "heldout",
+                 "--scheduler", "dpm++", "--guidance", "3")
     assert run.returncode == 0, run.stderr
     assert [len(read_video(p)) for p in sorted((tmp_path / "gen").glob("*.mp4"))] == [3, 3]
     report = json.loads((tmp_path / "gen" / "eval.json").read_text())
     assert report["summary"]["videos"] + report["summary"]["skipped"] == 2
     captions = {json.loads(x)["caption"] for x in (tmp_path / "gen" / "captions.jsonl").read_text().splitlines()}
     assert len(captions) == 1 and shapes.parse_caption(captions.pop()).split == "heldout"
+
+
+def test_cli_eval_rejects_bad_generation_settings(tiny_model, tmp_path):
+    run = vidgen("eval", "--model", tiny_model, "--videos", tmp_path / "gen", "--scheduler", "magic")
+    assert run.returncode == 2 and "scheduler" in run.stderr and "magic" in run.stderr and "dpm++" in run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "gen").exists()

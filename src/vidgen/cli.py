@@ -91,12 +91,12 @@ def build_parser() -> Parser:
     ev.add_argument("--num-prompts", type=int, default=8)
     ev.add_argument("--videos-per-prompt", type=int, default=2)
     ev.add_argument("--frames", type=int, default=16)
-    ev.add_argument("--steps", type=int, help="denoising steps (default: vidgen generate's)")
     ev.add_argument("--mode", default="autoregressive",
                     help="autoregressive | joint | independent (baseline: f images from the base model alone)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--report", help="JSON report path (default: VIDEOS/eval.json)")
     ev.add_argument("--no-fd", action="store_true", help="skip the Fréchet distance")
+    add_config_flags(ev, GenerationConfig, skip=("num_frames", "mode"), rename=GENERATE_FLAGS)  # as generate's
 
     tiny = sub.add_parser("tiny-model", help="build a tiny random Stable Diffusion folder (offline)")
     tiny.add_argument("--out", required=True)
@@ -126,12 +126,15 @@ def generate(args) -> None:
 
 def evaluate_command(args) -> None:
     from .eval.evaluate import evaluate_folder, generate_folder
+    from .pipeline import GenerationConfig
 
     if args.model is not None:
         args.videos = args.videos or f"vidgen-eval-{args.prompts}-seed{args.seed}"
+        options = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationConfig)
+                   if f.name not in ("num_frames", "mode")}
         generate_folder(args.model, args.adapter, args.videos, split=args.prompts, num_prompts=args.num_prompts,
-                        per_prompt=args.videos_per_prompt, frames=args.frames, steps=args.steps, mode=args.mode,
-                        seed=args.seed)
+                        per_prompt=args.videos_per_prompt, frames=args.frames, mode=args.mode, seed=args.seed,
+                        **options)
     elif args.videos is None:
         raise VidgenError("--videos: got nothing; expected a video folder with captions.jsonl (or --model)")
     report = evaluate_folder(args.videos, frechet=not args.no_fd)

@@ -76,6 +76,15 @@ def _load(what: str, folder: Path, loader):
                           f"{'diffusers Stable Diffusion folder' if what == 'model' else 'vidgen adapter folder'}")
 
 
+def make_scheduler(base, name: str):
+    """The scheduler `name` (a key of SCHEDULERS) with the noise schedule of the model's scheduler `base`."""
+    import diffusers
+
+    check(name in SCHEDULERS, "scheduler", name, " | ".join(SCHEDULERS))
+    cls_name, extra = SCHEDULERS[name]
+    return getattr(diffusers, cls_name).from_config(base.config, **extra)
+
+
 def load_base(model: str | Path) -> dict:
     """The parts of a diffusers Stable Diffusion folder (vae, text_encoder, tokenizer, unet, scheduler), with a
     one-line error naming what is missing or unreadable."""
@@ -176,9 +185,7 @@ class VideoPipeline:
         return config
 
     def make_scheduler(self, name: str):
-        import diffusers
-        cls_name, extra = SCHEDULERS[name]
-        return getattr(diffusers, cls_name).from_config(self.scheduler.config, **extra)
+        return make_scheduler(self.scheduler, name)
 
     @torch.no_grad()
     def encode_prompt(self, prompt: str) -> torch.Tensor:

@@ -8,6 +8,7 @@ the scored videos with those of real videos rendered from the same captions (new
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -123,10 +124,10 @@ def image_pipeline(model: str):
     return pipe
 
 
-def independent_images(sd, caption: str, seeds, steps: int | None = None,
-                       guidance: float | None = None) -> np.ndarray:
+def independent_images(sd, caption: str, seeds, steps: int | None = None, guidance: float | None = None,
+                       **options) -> np.ndarray:
     """One image of `caption` per seed from a `StableDiffusionPipeline`, as uint8 frames (n, H, W, 3): the
-    independent-images baseline (defaults: vidgen's steps and guidance)."""
+    independent-images baseline (defaults: vidgen's steps and guidance; `options` go to the pipeline)."""
     import torch
 
     from ..pipeline import GenerationConfig
@@ -134,33 +135,36 @@ def independent_images(sd, caption: str, seeds, steps: int | None = None,
     images = sd(caption, num_images_per_prompt=len(seeds), output_type="np",
                 num_inference_steps=steps or GenerationConfig.num_inference_steps,
                 guidance_scale=GenerationConfig.guidance_scale if guidance is None else guidance,
-                generator=[torch.Generator().manual_seed(int(s)) for s in seeds]).images
+                generator=[torch.Generator().manual_seed(int(s)) for s in seeds], **options).images
     return (images * 255).round().astype(np.uint8)
 
 
 def generate_folder(model: str, adapter: str | None, out: str | Path, split: str = "train", num_prompts: int = 8,
-                    per_prompt: int = 2, frames: int = 16, steps: int | None = None, mode: str = "autoregressive",
-                    seed: int = 0) -> Path:
+                    per_prompt: int = 2, frames: int = 16, mode: str = "autoregressive", seed: int = 0,
+                    **options) -> Path:
     """Generate `per_prompt` videos for each of `num_prompts` captions drawn from `split` (seeded), written
-    as a video folder that `evaluate_folder` scores. Mode `independent` is the baseline without the adapter:
-    `frames` images from the base model alone (plain diffusers `StableDiffusionPipeline`, the same caption,
-    steps and guidance, one seed per frame) put side by side as a video."""
+    as a video folder that `evaluate_folder` scores. `options` are `GenerationConfig` fields (steps, guidance,
+    scheduler, ...; default: vidgen generate's). Mode `independent` is the baseline without the adapter: `frames`
+    images from the base model alone (plain diffusers `StableDiffusionPipeline`, the same caption, steps,
+    guidance and scheduler, one seed per frame) put side by side as a video."""
     import torch
 
     from ..data.shapes import SPLITS, sample_scene
     from ..errors import check
-    from ..pipeline import GenerationConfig, VideoPipeline
+    from ..pipeline import GenerationConfig, VideoPipeline, make_scheduler
     from ..video import check_output_path, export_video
 
     check(split in SPLITS, "prompts", split, " or ".join(SPLITS))
     check(mode in MODES, "mode", mode, " | ".join(MODES))
     check(num_prompts >= 1, "num_prompts", num_prompts, "an integer ≥ 1")
     check(per_prompt >= 1, "videos_per_prompt", per_prompt, "an integer ≥ 1")
-    steps = steps or GenerationConfig.num_inference_steps
+    config = GenerationConfig(num_frames=frames, **options)
+    config.validate(num_train_timesteps=sys.maxsize)
     out = Path(out)
     check_output_path(str(out) + "/")
     if mode == "independent":
         pipe = image_pipeline(model)
+        pipe.scheduler = make_scheduler(pipe.scheduler, config.scheduler)
     else:
         pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
     rng = np.random.default_rng([seed, 7])
@@ -173,10 +177,12 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
             video_seed = seed * 100_003 + p * 101 + k
             if mode == "independent":
                 seeds = [video_seed * 1000 + j for j in range(frames)]
-                export_video(independent_images(pipe, caption, seeds, steps), out / name)
+                export_video(independent_images(pipe, caption, seeds, config.num_inference_steps,
+                                                config.guidance_scale, height=config.height, width=config.width,
+                                                negative_prompt=config.negative_prompt), out / name)
             else:
-                pipe(caption, num_frames=frames, num_inference_steps=steps, mode=mode, output=out / name,
-                     generator=torch.Generator().manual_seed(video_seed))
+                pipe(caption, output=out / name, generator=torch.Generator().manual_seed(video_seed),
+                     **(asdict(config) | {"mode": mode}))
             lines.append(json.dumps({"file": name, "caption": caption}))
     (out / "captions.jsonl").write_text("\n".join(lines) + "\n")
     return out
