@@ -85,9 +85,9 @@ def make_scheduler(base, name: str):
     return getattr(diffusers, cls_name).from_config(base.config, **extra)
 
 
-def load_base(model: str | Path) -> dict:
-    """The parts of a diffusers Stable Diffusion folder (vae, text_encoder, tokenizer, unet, scheduler), with a
-    one-line error naming what is missing or unreadable."""
+def load_base(model: str | Path, dtype: torch.dtype = torch.float32) -> dict:
+    """The parts of a diffusers Stable Diffusion folder (vae, text_encoder, tokenizer, unet, scheduler), the
+    networks loaded in `dtype`, with a one-line error naming what is missing or unreadable."""
     import diffusers
     import transformers
 
@@ -105,7 +105,8 @@ def load_base(model: str | Path) -> dict:
                               f"Stable Diffusion folder with {', '.join(SD_PARTS)}")
         module = transformers if library == "transformers" else diffusers
         loader = getattr(module, cls_name).from_pretrained
-        parts[name] = _load("model", folder / name, lambda: loader(folder, subfolder=name))
+        options = {"dtype": dtype} if name in ("vae", "text_encoder", "unet") else {}
+        parts[name] = _load("model", folder / name, lambda: loader(folder, subfolder=name, **options))
     return parts
 
 
@@ -136,7 +137,7 @@ class VideoPipeline:
 
             model, adapter = shipped(BASE), shipped(ADAPTER) if adapter is None else adapter
 
-        parts = load_base(model)
+        parts = load_base(model, dtype)
         if isinstance(adapter, (str, Path)):
             adapter_dir = Path(adapter)
             if not (adapter_dir / "config.json").is_file():

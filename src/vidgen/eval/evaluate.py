@@ -114,12 +114,11 @@ def image_pipeline(model: str):
     """The base model alone as a plain diffusers `StableDiffusionPipeline` (what `independent` samples from),
     with the same folder checks and one-line errors as the other modes."""
     import diffusers
-    import torch
 
     from ..pipeline import load_base
 
     pipe = diffusers.StableDiffusionPipeline(**load_base(model), safety_checker=None, feature_extractor=None,
-                                             requires_safety_checker=False).to(torch.float32)
+                                             requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
