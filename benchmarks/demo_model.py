@@ -42,7 +42,8 @@ def runs(args) -> list[dict]:
         out += [dict(name=f"autoregressive-{split}", adapter=args.adapter, mode="autoregressive", split=split),
                 dict(name=f"joint-{split}", adapter=args.adapter, mode="joint", split=split),
                 dict(name=f"token-only-{split}", adapter=args.token_adapter, mode="autoregressive", split=split),
-                dict(name=f"independent-{split}", adapter=None, mode="independent", split=split)]
+                dict(name=f"independent-{split}", adapter=args.adapter, mode="independent", split=split)]
+        # independent: the adapter's weights are not used, only its generation settings (the same as the others)
     for run in out:
         run.update(frames=16, prompts=p, per_prompt=k)
     out += [dict(name=f"drift-{f}", adapter=args.adapter, mode="autoregressive", split="train", frames=f,

@@ -1,5 +1,5 @@
 """Quality against time for sampler settings of the demo model (16 autoregressive frames at 64×64): for each
-scheduler:steps setting, the same prompts and seeds through `vidgen eval`, and the generation time per video
+scheduler:steps[:guidance] setting, the same prompts and seeds through `vidgen eval`, and the generation time per video
 measured in the same process, side by side (ratios to the first setting), so the default can be chosen on both.
 
     python benchmarks/sampler_settings.py --settings ddim:25,dpm++:15,dpm++:10,dpm++:8
@@ -23,6 +23,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 from vidgen.eval.evaluate import evaluate_folder, generate_folder  # noqa: E402
+from vidgen.pipeline import GenerationConfig  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,19 +45,21 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     results = {}
     for setting in args.settings.split(","):
-        scheduler, steps = setting.split(":")
+        scheduler, steps, *guidance = setting.split(":")
+        guidance = float(guidance[0]) if guidance else GenerationConfig.guidance_scale
         folder = Path(args.work) / setting.replace(":", "-")
         folder.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         generate_folder(args.model, args.adapter, folder, num_prompts=args.num_prompts,
                         per_prompt=args.videos_per_prompt, seed=args.seed, scheduler=scheduler,
-                        num_inference_steps=int(steps))
+                        num_inference_steps=int(steps), guidance_scale=guidance)
         seconds = (time.perf_counter() - start) / (args.num_prompts * args.videos_per_prompt)
         summary = evaluate_folder(folder, frechet=False).summary
         results[setting] = {"seconds_per_video": seconds, "summary": summary,
                             "command": f"vidgen eval --model {args.model} --adapter {args.adapter} --num-prompts "
                                        f"{args.num_prompts} --videos-per-prompt {args.videos_per_prompt} --seed "
-                                       f"{args.seed} --scheduler {scheduler} --steps {steps} --videos {folder}"}
+                                       f"{args.seed} --scheduler {scheduler} --steps {steps} --guidance {guidance} "
+                                       f"--videos {folder}"}
         print(setting, f"{seconds:.2f} s/video", {k: round(summary[k], 3) for k, _, _ in KEYS}, flush=True)
     first = next(iter(results.values()))["seconds_per_video"]
     meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "

@@ -32,6 +32,9 @@ def broken(tiny_model, tmp_path_factory):
     unet_cfg = UNet2DConditionModel.load_config(tiny_model, subfolder="unet")
     other = UNet2DConditionModel.from_config({**unet_cfg, "cross_attention_dim": 48})
     VideoAdapter.for_unet(other).save_pretrained(root / "other-adapter")
+    VideoAdapter.for_unet(UNet2DConditionModel.from_pretrained(tiny_model, subfolder="unet")).save_pretrained(
+        root / "bad-defaults")
+    (root / "bad-defaults" / "generation_config.json").write_text('{"num_inference_steps": 8, "speed": "fast"}')
     (root / "not-an-image.png").write_text("hello")
     return root
 
@@ -57,6 +60,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "adapter: got": ["generate", "a cat", *m, "--adapter", tmp_path / "no-adapter", *out],
         "adapter: could not load": ["generate", "a cat", *m, "--adapter", broken / "bad-adapter", *out],
         "adapter does not fit": ["generate", "a cat", *m, "--adapter", broken / "other-adapter", *out],
+        "generation_config.json: got ['speed']": ["generate", "a cat", *m, "--adapter", broken / "bad-defaults", *out],
         "output path: got '": ["generate", "a cat", *m, "--out", tmp_path / "v.avi"],
         "does not exist": ["generate", "a cat", *m, "--out", tmp_path / "missing" / "v.mp4"],
         "invalid int value": ["generate", "a cat", *m, "--frames", "many", *out],

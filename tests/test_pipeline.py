@@ -101,3 +101,18 @@ def test_bad_options_are_clear_errors(pipe, options, match):
 def test_stream_refuses_joint_mode(pipe):
     with pytest.raises(VidgenError, match="joint mode holds all frames"):
         next(pipe.stream("a red square", mode="joint", **SMALL))
+
+
+def test_an_adapter_folder_sets_generation_defaults_and_the_caller_wins(pipe, tiny_model, tmp_path):
+    from vidgen import VideoPipeline
+
+    pipe.denoiser.adapter.save_pretrained(tmp_path)
+    (tmp_path / "generation_config.json").write_text('{"num_inference_steps": 7, "scheduler": "euler"}')
+    loaded = VideoPipeline.from_pretrained(tiny_model, adapter=tmp_path)
+    config = loaded._config("a red square", {})
+    assert (config.num_inference_steps, config.scheduler, config.guidance_scale) == (7, "euler", 5.0)
+    assert loaded._config("a red square", {"num_inference_steps": 3}).num_inference_steps == 3
+    assert pipe._config("a red square", {}).num_inference_steps == 25  # no file: GenerationConfig's defaults
+    (tmp_path / "generation_config.json").write_text('{"num_inference_steps": 0}')
+    with pytest.raises(VidgenError, match="generation_config.json: num_inference_steps: got 0"):
+        VideoPipeline.from_pretrained(tiny_model, adapter=tmp_path)

@@ -23,8 +23,10 @@ class Parser(argparse.ArgumentParser):
         raise VidgenError(f"{self.prog}: {message}")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls, skip=(), rename: dict[str, str] | None = None):
-    """One flag per dataclass field (`--field-name`, or the name `rename` gives it), typed from its annotation."""
+def add_config_flags(parser: argparse.ArgumentParser, cls, skip=(), rename: dict[str, str] | None = None,
+                     given_only: bool = False):
+    """One flag per dataclass field (`--field-name`, or the name `rename` gives it), typed from its annotation.
+    With `given_only`, a flag not given leaves no attribute (the model's own defaults then apply)."""
     by_field = {v: k for k, v in (rename or {}).items()}
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
@@ -35,7 +37,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, skip=(), rename: dict
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         flag = "--" + by_field.get(field.name, field.name).replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else None
-        comment = f"(default: {default})"
+        comment = f"(default: {default}{', or the adapter’s generation_config.json' if given_only else ''})"
+        default = argparse.SUPPRESS if given_only else default
         if kind is bool:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
                                 help=comment)
@@ -44,8 +47,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, skip=(), rename: dict
                                 required=field.default is dataclasses.MISSING, help=comment)
 
 
+def given(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` that `args` holds (with `given_only` flags: the ones given on the command line)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+
+
 def config_from(args: argparse.Namespace, cls):
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+    return cls(**given(args, cls))
 
 
 def build_parser() -> Parser:
@@ -66,7 +74,7 @@ def build_parser() -> Parser:
     gen.add_argument("--image", help="first frame (image-to-video, autoregressive mode)")
     gen.add_argument("--video", help="a clip to continue (autoregressive mode)")
     gen.add_argument("--device", default="cpu")
-    add_config_flags(gen, GenerationConfig, rename=GENERATE_FLAGS)
+    add_config_flags(gen, GenerationConfig, rename=GENERATE_FLAGS, given_only=True)
 
     tr = sub.add_parser("train", help="train an adapter on a folder of captioned videos")
     add_config_flags(tr, TrainConfig)
@@ -86,7 +94,8 @@ def build_parser() -> Parser:
     ev.add_argument("--videos", help="a video folder with captions.jsonl to score (with --model: the folder to "
                                      "write generated videos to, default vidgen-eval-PROMPTS-seedSEED)")
     ev.add_argument("--model", help="generate with this model, then score")
-    ev.add_argument("--adapter")
+    ev.add_argument("--adapter", help="adapter folder (with --mode independent only its generation settings, "
+                                      "from its generation_config.json, are used)")
     ev.add_argument("--prompts", default="train", help="train | heldout: the split the prompts are drawn from")
     ev.add_argument("--num-prompts", type=int, default=8)
     ev.add_argument("--videos-per-prompt", type=int, default=2)
@@ -96,7 +105,7 @@ def build_parser() -> Parser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--report", help="JSON report path (default: VIDEOS/eval.json)")
     ev.add_argument("--no-fd", action="store_true", help="skip the Fréchet distance")
-    add_config_flags(ev, GenerationConfig, skip=("num_frames", "mode"), rename=GENERATE_FLAGS)  # as generate's
+    add_config_flags(ev, GenerationConfig, skip=("num_frames", "mode"), rename=GENERATE_FLAGS, given_only=True)
 
     tiny = sub.add_parser("tiny-model", help="build a tiny random Stable Diffusion folder (offline)")
     tiny.add_argument("--out", required=True)
@@ -117,7 +126,7 @@ def generate(args) -> None:
     if args.image is not None and not os.path.isfile(args.image):
         raise VidgenError(f"--image: got {args.image!r}, which is not a file; expected an image file")
     pipe = VideoPipeline.from_pretrained(args.model, adapter=args.adapter, device=args.device)
-    options = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    options = given(args, GenerationConfig)
     generator = torch.Generator().manual_seed(args.seed)
     video = pipe(args.prompt, image=args.image, video=args.video, generator=generator, output=args.out,
                  fps=args.fps, **options)
@@ -130,8 +139,7 @@ def evaluate_command(args) -> None:
 
     if args.model is not None:
         args.videos = args.videos or f"vidgen-eval-{args.prompts}-seed{args.seed}"
-        options = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationConfig)
-                   if f.name not in ("num_frames", "mode")}
+        options = {k: v for k, v in given(args, GenerationConfig).items() if k != "mode"}  # eval has its own
         generate_folder(args.model, args.adapter, args.videos, split=args.prompts, num_prompts=args.num_prompts,
                         per_prompt=args.videos_per_prompt, frames=args.frames, mode=args.mode, seed=args.seed,
                         **options)

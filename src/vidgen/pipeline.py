@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
@@ -76,6 +78,27 @@ def _load(what: str, folder: Path, loader):
                           f"{'diffusers Stable Diffusion folder' if what == 'model' else 'vidgen adapter folder'}")
 
 
+GENERATION_DEFAULTS = "generation_config.json"  # in an adapter folder: the settings it generates best with
+
+
+def read_generation_defaults(adapter: str | Path) -> dict:
+    """The `GenerationConfig` fields an adapter folder recommends (its generation_config.json; {} if none), which
+    replace GenerationConfig's defaults for that adapter; what a caller passes still wins."""
+    path = Path(adapter) / GENERATION_DEFAULTS
+    if not path.is_file():
+        return {}
+    values = _load("adapter", path, lambda: json.loads(path.read_text()))
+    names = {f.name for f in fields(GenerationConfig)}
+    check(isinstance(values, dict) and not set(values) - names, str(path),
+          sorted(set(values) - names) if isinstance(values, dict) else values,
+          f"a JSON object with keys among {sorted(names)}")
+    try:
+        GenerationConfig(**values).validate(sys.maxsize)
+    except VidgenError as exc:
+        raise VidgenError(f"{path}: {exc}") from None
+    return values
+
+
 def make_scheduler(base, name: str):
     """The scheduler `name` (a key of SCHEDULERS) with the noise schedule of the model's scheduler `base`."""
     import diffusers
@@ -114,8 +137,9 @@ class VideoPipeline:
     """A frozen text-to-image model plus a `VideoAdapter`. See `from_pretrained` and `__call__`."""
 
     def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, adapter: VideoAdapter | None = None,
-                 adapter_options: dict | None = None):
+                 adapter_options: dict | None = None, generation_defaults: dict | None = None):
         self.vae, self.text_encoder, self.tokenizer, self.scheduler = vae, text_encoder, tokenizer, scheduler
+        self.generation_defaults = dict(generation_defaults or {})  # GenerationConfig fields, below the caller's
         for part in (vae, text_encoder, unet):
             part.requires_grad_(False).eval()
         if adapter is None:
@@ -131,20 +155,22 @@ class VideoPipeline:
         """Load a diffusers Stable Diffusion folder (`model_index.json`, vae/, text_encoder/, tokenizer/, unet/,
         scheduler/) and an adapter folder, or start from an untrained adapter (shaped by `adapter_options`,
         the keyword arguments of `VideoAdapter`) when `adapter` is None. With no `model`, the demo model that
-        ships in the repository: its base and, unless `adapter` is given, its trained adapter."""
+        ships in the repository: its base and, unless `adapter` is given, its trained adapter. An adapter folder's
+        generation_config.json, if it has one, sets the generation defaults (see `read_generation_defaults`)."""
         if model is None:
             from .shipped import ADAPTER, BASE, shipped
 
             model, adapter = shipped(BASE), shipped(ADAPTER) if adapter is None else adapter
 
-        parts = load_base(model, dtype)
+        parts, defaults = load_base(model, dtype), {}
         if isinstance(adapter, (str, Path)):
             adapter_dir = Path(adapter)
             if not (adapter_dir / "config.json").is_file():
                 raise VidgenError(f"adapter: got {str(adapter)!r}, which has no config.json; expected a folder "
                                   "written by VideoAdapter.save_pretrained or vidgen train")
             adapter = _load("adapter", adapter_dir, lambda: VideoAdapter.from_pretrained(adapter_dir))
-        pipe = cls(**parts, adapter=adapter, adapter_options=adapter_options)
+            defaults = read_generation_defaults(adapter_dir)
+        pipe = cls(**parts, adapter=adapter, adapter_options=adapter_options, generation_defaults=defaults)
         return pipe.to(device, dtype)
 
     def to(self, device, dtype=None) -> "VideoPipeline":
@@ -175,7 +201,8 @@ class VideoPipeline:
         unknown = sorted(set(options) - names)
         check(not unknown, "options", unknown, f"keywords among {sorted(names)}")
         native = self.denoiser.unet.config.sample_size * self.vae_scale_factor
-        options = {"height": native, "width": native, **{k: v for k, v in options.items() if v is not None}}
+        options = {"height": native, "width": native, **self.generation_defaults,
+                   **{k: v for k, v in options.items() if v is not None}}
         config = GenerationConfig(**options)
         check_prompt(prompt)
         config.validate(self.scheduler.config.num_train_timesteps)

@@ -143,21 +143,23 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
                     **options) -> Path:
     """Generate `per_prompt` videos for each of `num_prompts` captions drawn from `split` (seeded), written
     as a video folder that `evaluate_folder` scores. `options` are `GenerationConfig` fields (steps, guidance,
-    scheduler, ...; default: vidgen generate's). Mode `independent` is the baseline without the adapter: `frames`
-    images from the base model alone (plain diffusers `StableDiffusionPipeline`, the same caption, steps,
-    guidance and scheduler, one seed per frame) put side by side as a video."""
+    scheduler, ...; default: vidgen generate's, i.e. the adapter's generation_config.json, then GenerationConfig).
+    Mode `independent` is the baseline without the adapter: `frames` images from the base model alone (plain
+    diffusers `StableDiffusionPipeline`, the same caption, steps, guidance and scheduler — those of `adapter`,
+    whose weights it does not use — one seed per frame) put side by side as a video."""
     import torch
 
     from ..data.shapes import SPLITS, sample_scene
     from ..errors import check
-    from ..pipeline import GenerationConfig, VideoPipeline, make_scheduler
+    from ..pipeline import GenerationConfig, VideoPipeline, make_scheduler, read_generation_defaults
     from ..video import check_output_path, export_video
 
     check(split in SPLITS, "prompts", split, " or ".join(SPLITS))
     check(mode in MODES, "mode", mode, " | ".join(MODES))
     check(num_prompts >= 1, "num_prompts", num_prompts, "an integer ≥ 1")
     check(per_prompt >= 1, "videos_per_prompt", per_prompt, "an integer ≥ 1")
-    config = GenerationConfig(num_frames=frames, **options)
+    defaults = read_generation_defaults(adapter) if adapter is not None else {}
+    config = GenerationConfig(num_frames=frames, **(defaults | options))
     config.validate(num_train_timesteps=sys.maxsize)
     out = Path(out)
     check_output_path(str(out) + "/")
