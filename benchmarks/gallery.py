@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from vidgen import VideoPipeline, export_video  # noqa: E402
 from vidgen.eval.evaluate import image_pipeline, independent_images  # noqa: E402
-from vidgen.shipped import BASE  # noqa: E402
+from vidgen.pipeline import GenerationConfig, read_generation_defaults  # noqa: E402
+from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "gallery"
 SCALE = 3
@@ -58,7 +59,9 @@ def main() -> None:
     prompt = ITEMS[0][1]
     ar = pipe(prompt, num_frames=16, generator=torch.Generator().manual_seed(0)).frames
     joint = pipe(prompt, num_frames=16, mode="joint", generator=torch.Generator().manual_seed(0)).frames
-    independent = independent_images(image_pipeline(BASE), prompt, range(16))
+    settings = GenerationConfig(**read_generation_defaults(ADAPTER))  # the same settings as the other two
+    independent = independent_images(image_pipeline(BASE, settings.scheduler), prompt, range(16),
+                                     settings.num_inference_steps, settings.guidance_scale)
     gap = np.full((16, 64 * SCALE + 14, 6, 3), 255, np.uint8)
     panels = [label(big(v), t) for v, t in ((ar, "autoregressive"), (joint, "joint"), (independent, "independent"))]
     export_video(np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=2), OUT / "compare.gif", fps=8)

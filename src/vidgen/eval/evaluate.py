@@ -110,15 +110,18 @@ def evaluate_folder(folder: str | Path, frechet: bool = True) -> Report:
 MODES = ("autoregressive", "joint", "independent")
 
 
-def image_pipeline(model: str):
+def image_pipeline(model: str, scheduler: str | None = None):
     """The base model alone as a plain diffusers `StableDiffusionPipeline` (what `independent` samples from),
-    with the same folder checks and one-line errors as the other modes."""
+    with the same folder checks and one-line errors as the other modes; `scheduler`: a vidgen scheduler name
+    (default: the folder's own)."""
     import diffusers
 
-    from ..pipeline import load_base
+    from ..pipeline import load_base, make_scheduler
 
     pipe = diffusers.StableDiffusionPipeline(**load_base(model), safety_checker=None, feature_extractor=None,
                                              requires_safety_checker=False)
+    if scheduler is not None:
+        pipe.scheduler = make_scheduler(pipe.scheduler, scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -151,7 +154,7 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
 
     from ..data.shapes import SPLITS, sample_scene
     from ..errors import check
-    from ..pipeline import GenerationConfig, VideoPipeline, make_scheduler, read_generation_defaults
+    from ..pipeline import GenerationConfig, VideoPipeline, read_generation_defaults
     from ..video import check_output_path, export_video
 
     check(split in SPLITS, "prompts", split, " or ".join(SPLITS))
@@ -164,8 +167,7 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
     out = Path(out)
     check_output_path(str(out) + "/")
     if mode == "independent":
-        pipe = image_pipeline(model)
-        pipe.scheduler = make_scheduler(pipe.scheduler, config.scheduler)
+        pipe = image_pipeline(model, config.scheduler)
     else:
         pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
     rng = np.random.default_rng([seed, 7])
