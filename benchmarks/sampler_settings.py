@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--num-prompts", type=int, default=4)
     parser.add_argument("--videos-per-prompt", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--name", default="sampler_settings", help="results/NAME.{json,md}, docs/images/NAME.png")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     results = {}
@@ -74,13 +75,13 @@ def main() -> None:
         lines.append(f"| {setting} | {r['seconds_per_video']:.2f} | {r['seconds_per_video'] / first:.2f} | "
                      + " | ".join(cells) + " |")
     results_dir = ROOT / "benchmarks" / "results"
-    (results_dir / "sampler_settings.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    (results_dir / "sampler_settings.md").write_text("\n".join(lines) + "\n")
-    plot(results)
+    (results_dir / f"{args.name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    (results_dir / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    plot(results, ROOT / "docs" / "images" / f"{args.name}.png")
     print("\n".join(lines))
 
 
-def plot(results: dict) -> None:
+def plot(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -96,7 +97,7 @@ def plot(results: dict) -> None:
         ax.set_title(label)
     fig.suptitle("Demo model: sampler settings, quality against time (autoregressive, train prompts)")
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "images" / "sampler_settings.png", dpi=110)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
