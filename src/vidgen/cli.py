@@ -37,7 +37,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, skip=(), rename: dict
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         flag = "--" + by_field.get(field.name, field.name).replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else None
-        comment = f"(default: {default}{', or the adapter’s generation_config.json' if given_only else ''})"
+        comment = f"(default: {'the adapter’s generation_config.json, else ' if given_only else ''}{default})"
         default = argparse.SUPPRESS if given_only else default
         if kind is bool:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
