@@ -120,13 +120,12 @@ def generate(args) -> None:
     from .video import check_output_path
 
     check_prompt(args.prompt)
-    config = config_from(args, GenerationConfig)
-    config.validate(num_train_timesteps=sys.maxsize)  # fail fast, before loading; the pipeline checks again
+    options = given(args, GenerationConfig)  # the flags given; the rest come from the adapter or GenerationConfig
+    GenerationConfig(**options).validate(num_train_timesteps=sys.maxsize)  # fail fast, before loading
     check_output_path(args.out)
     if args.image is not None and not os.path.isfile(args.image):
         raise VidgenError(f"--image: got {args.image!r}, which is not a file; expected an image file")
     pipe = VideoPipeline.from_pretrained(args.model, adapter=args.adapter, device=args.device)
-    options = given(args, GenerationConfig)
     generator = torch.Generator().manual_seed(args.seed)
     video = pipe(args.prompt, image=args.image, video=args.video, generator=generator, output=args.out,
                  fps=args.fps, **options)
