@@ -24,6 +24,13 @@ from vidgen.eval.scorer import colour_masks, detect, expected_path  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
 
 
+def object_centres(video: np.ndarray, scene) -> np.ndarray:
+    """(f, 2) centre of the scene's one object in each frame (NaN where the detector finds none)."""
+    obj, canvas = scene.objects[0], video.shape[1]
+    mask = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32), [obj.colour])[obj.colour]
+    return np.array([detect(mask[i], canvas).centre for i in range(len(video))])
+
+
 def follow_ratios(folder: Path) -> list[float]:
     ratios = []
     for path, caption in read_captions(folder):
@@ -31,9 +38,7 @@ def follow_ratios(folder: Path) -> list[float]:
         if len(scene.objects) != 1 or scene.objects[0].direction is None:
             continue
         obj, video = scene.objects[0], read_video(path)
-        canvas = video.shape[1]
-        mask = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32), [obj.colour])[obj.colour]
-        centres = np.array([detect(mask[i], canvas).centre for i in range(len(video))])
+        canvas, centres = video.shape[1], object_centres(video, scene)
         axis = 0 if obj.direction in ("left", "right") else 1
         if not np.isfinite(centres[0]).all():
             continue

@@ -38,7 +38,8 @@ def test_untrained_adapter_is_bit_identical_and_detach_restores(unet):
 
 
 @pytest.mark.parametrize("paths", [dict(token_path=True, spatial_path=False), dict(token_path=False),
-                                   dict()], ids=["token-only", "spatial-only", "both"])
+                                   dict(), dict(frame_differences=True)],
+                         ids=["token-only", "spatial-only", "both", "both-with-differences"])
 def test_each_path_starts_at_identity_and_changes_the_output(unet, paths):
     x, t, text, ctx = inputs()
     before = unet(x, t, encoder_hidden_states=text).sample
@@ -48,6 +49,20 @@ def test_each_path_starts_at_identity_and_changes_the_output(unet, paths):
     perturb(denoiser.adapter)
     out = denoiser.predict(x, t, text, denoiser.condition(*ctx.as_args(), text))
     assert (out - before).abs().max() > 1e-4
+
+
+def test_frame_differences_pair_each_frame_with_its_farther_neighbour():
+    from vidgen.context import frame_differences
+    from vidgen.sampling import context_window, joint_window
+    video = (torch.arange(10.0) ** 2).view(1, 10, 1, 1, 1).expand(2, 10, 1, 2, 2)  # frame j holds j²
+    cases = [(7, context_window(7, 4), {6: 36 - 25, 5: 25 - 16, 4: 16 - 9}),  # 3 and the anchor 0: no neighbour
+             (2, context_window(2, 4), {1: 1 - 0}),
+             (4, joint_window(4, 10, 4), {3: 9 - 4, 5: 25 - 36})]  # after the target: minus the later frame
+    for i, window, want in cases:
+        ctx = FrameContext.make(video[:, window], window, i, 0.0, k=6)  # padded slots stay zero
+        got = frame_differences(ctx.frames, ctx.offsets, ctx.mask)[:, :, 0, 0, 0]
+        expected = torch.tensor([float(want.get(j, 0)) for j in window] + [0.0] * (6 - len(window)))
+        assert torch.equal(got, expected.expand(2, 6)), (i, window, got)
 
 
 def test_only_adapter_parameters_train_and_none_enter_the_unet_state(unet):

@@ -67,13 +67,15 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         spatial_width (int, default 64): width of the spatial encoder.
         token_path (bool, default True): use the token path.
         spatial_path (bool, default True): use the spatial path.
+        frame_differences (bool, default False): the spatial path also sees each context frame's difference
+            from its neighbour (context.py); False in adapters saved before the option existed.
     """
 
     @register_to_config
     def __init__(self, in_channels: int, cross_attention_dim: int, attn_layers: list, residuals: list,
                  num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
-                 spatial_path: bool = True):
+                 spatial_path: bool = True, frame_differences: bool = False):
         super().__init__()
         if not (token_path or spatial_path):
             raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
@@ -84,7 +86,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             self.layers = nn.ModuleList(DecoupledAttention(q, cross_attention_dim, inner, h)
                                         for _, q, inner, h in attn_layers)
         if spatial_path:
-            self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset)
+            self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
+                                          frame_differences)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule

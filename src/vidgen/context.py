@@ -6,7 +6,10 @@ the text tokens → ℓ × d tokens for decoupled cross-attention.
 
 `SpatialEncoder` (layout): frames → per-frame conv features modulated by the same kind of embedding → a
 learned softmax pooling over frames → a small pyramid whose zero-initialised outputs are T2I-Adapter-style
-residuals for the base model's down blocks.
+residuals for the base model's down blocks. With `frame_differences`, each frame also brings its difference
+from the frame one step farther from the target (when that frame is in the context): x^j + (x^j − x^{j∓1}) is
+the first-order extrapolation of a small motion, so carrying a frame on costs the convolutions one linear map
+instead of a learned negative weight between pooled frames (which the pooling, with positive weights, lacks).
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -103,12 +106,25 @@ class ContextEncoder(nn.Module):
         return self.out(q)  # (b, ℓ, out_dim)
 
 
+def frame_differences(frames, offsets, mask) -> torch.Tensor:
+    """x^j − x^{j'} per context slot, where j' is one frame farther from the target than j on the same side
+    (offset − 1 before the target, + 1 after it); zero where j' is not in the context. (b, k, c, h, w)."""
+    farther = offsets + offsets.sign()  # (b, k): the offset each slot wants its neighbour at
+    match = (offsets[:, None, :] == farther[:, :, None]) & mask[:, None, :] & mask[:, :, None]  # b k(slot) m
+    match &= (offsets != 0)[:, :, None]
+    neighbour = torch.einsum("bkm,bmchw->bkchw", match.to(frames.dtype), frames)
+    return (frames - neighbour) * match.any(dim=2).to(frames.dtype)[..., None, None, None]
+
+
 class SpatialEncoder(nn.Module):
     """Context frames → zero-initialised residuals, one per entry of `residuals` = [(channels, stride), ...]."""
 
-    def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int):
+    def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
+                 differences: bool = False):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.SiLU(),
+        self.differences = differences
+        stem_in = 2 * in_channels if differences else in_channels
+        self.stem = nn.Sequential(nn.Conv2d(stem_in, width, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(width, width, 3, padding=1))
         self.frame_emb = FrameEmbedding(width, max_offset)
         self.film = nn.Linear(width, 2 * width)
@@ -125,6 +141,8 @@ class SpatialEncoder(nn.Module):
 
     def forward(self, frames, offsets, anchor, levels, mask) -> list[torch.Tensor]:
         b, k = frames.shape[:2]
+        if self.differences:
+            frames = torch.cat([frames, frame_differences(frames, offsets, mask)], dim=2)
         feats = rearrange(self.stem(rearrange(frames, "b k c h w -> (b k) c h w")), "(b k) d h w -> b k d h w", b=b)
         emb = self.frame_emb(offsets, anchor, levels)  # b k d
         scale, shift = self.film(emb).chunk(2, dim=-1)

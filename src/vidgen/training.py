@@ -62,6 +62,7 @@ class TrainConfig:
     adapter_depth: int = 2  # adapter: resampler blocks
     token_path: bool = True  # adapter: decoupled cross-attention path
     spatial_path: bool = True  # adapter: spatial residual path
+    frame_differences: bool = True  # adapter: the spatial path also sees neighbouring frames' differences
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -82,7 +83,8 @@ class TrainConfig:
 
     def adapter_options(self) -> dict:
         return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
-                    token_path=self.token_path, spatial_path=self.spatial_path)
+                    token_path=self.token_path, spatial_path=self.spatial_path,
+                    frame_differences=self.frame_differences)
 
 
 @dataclass

@@ -1,0 +1,93 @@
+"""Teacher-forced motion probe: given the first i real frames of a shapes video (as the clip to continue), does
+the adapter's frame i carry the object on from frame i−1 as the real frame i does? Per (video, i): the generated
+object's displacement from real frame i−1 along the real displacement, divided by the real displacement.
+1 = continues the motion, 0 = copies frame i−1, negative = goes back. Single-object videos whose object moves
+between i−1 and i (bounces skipped); the adapter's own generation settings.
+
+    python benchmarks/motion_probe.py --adapter models/shapes-adapter runs/adapter-x/adapter --videos 12
+    # writes benchmarks/results/motion_probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vidgen.data.shapes import parse_caption  # noqa: E402
+from vidgen.data.video_folder import read_captions  # noqa: E402
+from vidgen.pipeline import VideoPipeline  # noqa: E402
+from vidgen.video import read_video  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from motion_follow import object_centres  # noqa: E402
+
+
+def probe_cases(folder: Path, num_videos: int, targets: list[int]) -> list[dict]:
+    """(video, caption, i, axis, real centres) for single-object moving videos whose object moves at i."""
+    cases, used = [], 0
+    for path, caption in read_captions(folder):
+        scene = parse_caption(caption)
+        if len(scene.objects) != 1 or scene.objects[0].direction is None:
+            continue
+        video = read_video(path)
+        centres = object_centres(video, scene)
+        axis = 0 if scene.objects[0].direction in ("left", "right") else 1
+        moving = [i for i in targets if abs(centres[i, axis] - centres[i - 1, axis]) > 0.5]
+        cases += [dict(video=video, caption=caption, scene=scene, i=i, axis=axis, centres=centres) for i in moving]
+        used += bool(moving)
+        if used >= num_videos:
+            break
+    return cases
+
+
+def run(adapter: str, cases: list[dict], seed: int) -> dict:
+    pipe = VideoPipeline.from_pretrained(adapter=adapter)
+    ratios, start = [], time.perf_counter()
+    for case in cases:
+        i, axis, c = case["i"], case["axis"], case["centres"]
+        out = pipe(case["caption"], video=case["video"][:i], num_frames=i + 1,
+                   generator=torch.Generator().manual_seed(seed)).frames
+        made = object_centres(out[-1:], case["scene"])[0]
+        real = c[i, axis] - c[i - 1, axis]
+        ratios.append(float((made[axis] - c[i - 1, axis]) / real) if np.isfinite(made).all() else float("nan"))
+    ok = [r for r in ratios if np.isfinite(r)]
+    return {"adapter": adapter, "cases": len(ratios), "detected": len(ok),
+            "median": float(np.median(ok)) if ok else None, "mean": float(np.mean(ok)) if ok else None,
+            "ratios": [round(r, 3) for r in ratios], "speeds": [c["scene"].objects[0].speed for c in cases],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--adapter", nargs="+", required=True)
+    parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
+    parser.add_argument("--videos", type=int, default=12)
+    parser.add_argument("--targets", default="4,8,12")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="motion_probe")
+    args = parser.parse_args()
+    cases = probe_cases(args.data, args.videos, [int(t) for t in args.targets.split(",")])
+    results = []
+    for adapter in args.adapter:
+        results.append(run(adapter, cases, args.seed))
+        r = results[-1]
+        by_speed = {s: np.nanmedian([x for x, v in zip(r["ratios"], r["speeds"]) if v == s])
+                    for s in sorted(set(r["speeds"]))}
+        print(f"{adapter}: {r['detected']}/{r['cases']} detected, median {r['median']:.2f}, mean {r['mean']:.2f}, "
+              f"median by speed {({s: round(float(m), 2) for s, m in by_speed.items()})} ({r['seconds']} s)", flush=True)
+    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
+    out.write_text(json.dumps({"command": "python benchmarks/motion_probe.py " + " ".join(sys.argv[1:]),
+                               "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
