@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,7 +21,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vidgen.eval.evaluate import Report, evaluate_folder, generate_folder  # noqa: E402
+from common import eval_command, machine, timed_eval  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
@@ -52,10 +50,9 @@ def runs(args) -> list[dict]:
 
 
 def command(run: dict, args, folder: Path) -> str:
-    adapter = f" --adapter {run['adapter']}" if run["adapter"] else ""
-    return (f"vidgen eval --model {args.model}{adapter} --mode {run['mode']} --prompts {run['split']} "
-            f"--num-prompts {run['prompts']} --videos-per-prompt {run['per_prompt']} --frames {run['frames']} "
-            f"--seed {args.seed} --videos {folder}")
+    return eval_command(args.model, run["adapter"], folder, mode=run["mode"], prompts=run["split"],
+                        num_prompts=run["prompts"], videos_per_prompt=run["per_prompt"], frames=run["frames"],
+                        seed=args.seed)
 
 
 def windows(folder: Path) -> list[dict]:
@@ -80,20 +77,10 @@ def run_all(args) -> dict:
     results = {}
     for run in runs(args):
         folder = Path(args.work) / run["name"]
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        report_path = folder / "eval.json"
-        if report_path.is_file():
-            report = Report(**json.loads(report_path.read_text()))
-            seconds = json.loads((folder / "seconds.json").read_text())
-        else:
-            print(f"[{run['name']}] {command(run, args, folder)}", flush=True)
-            start = time.perf_counter()
-            generate_folder(args.model, run["adapter"], folder, split=run["split"], num_prompts=run["prompts"],
-                            per_prompt=run["per_prompt"], frames=run["frames"], mode=run["mode"], seed=args.seed)
-            seconds = time.perf_counter() - start
-            report = evaluate_folder(folder, frechet=run["frames"] == 16)
-            report.write(report_path)
-            (folder / "seconds.json").write_text(json.dumps(seconds))
+        print(f"[{run['name']}] {command(run, args, folder)}", flush=True)
+        report, seconds = timed_eval(folder, args.model, run["adapter"], frechet=run["frames"] == 16,
+                                     split=run["split"], num_prompts=run["prompts"], per_prompt=run["per_prompt"],
+                                     frames=run["frames"], mode=run["mode"], seed=args.seed)
         results[run["name"]] = {**run, "command": command(run, args, folder), "summary": report.summary,
                                 "generation_seconds": seconds}
         if run["name"].startswith("drift"):
@@ -178,8 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     results = run_all(args)
-    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-                       f"{torch.__version__}",
+    meta = {"machine": machine(),
             "command": "python benchmarks/demo_model.py " + " ".join(
                 f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}"
                 for k, v in vars(args).items() if v is not None)}

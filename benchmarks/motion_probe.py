@@ -27,7 +27,6 @@ from vidgen.data.video_folder import read_captions  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_follow import object_centres  # noqa: E402
 
 

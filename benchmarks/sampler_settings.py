@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from vidgen.eval.evaluate import evaluate_folder, generate_folder  # noqa: E402
+from common import eval_command, machine, timed_eval  # noqa: E402
 from vidgen.pipeline import GenerationConfig  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 
@@ -49,22 +47,18 @@ def main() -> None:
         scheduler, steps, *guidance = setting.split(":")
         guidance = float(guidance[0]) if guidance else GenerationConfig.guidance_scale
         folder = Path(args.work) / setting.replace(":", "-")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        generate_folder(args.model, args.adapter, folder, num_prompts=args.num_prompts,
-                        per_prompt=args.videos_per_prompt, seed=args.seed, scheduler=scheduler,
-                        num_inference_steps=int(steps), guidance_scale=guidance)
-        seconds = (time.perf_counter() - start) / (args.num_prompts * args.videos_per_prompt)
-        summary = evaluate_folder(folder, frechet=False).summary
+        report, seconds = timed_eval(folder, args.model, args.adapter, frechet=False, reuse=False,
+                                     num_prompts=args.num_prompts, per_prompt=args.videos_per_prompt, seed=args.seed,
+                                     scheduler=scheduler, num_inference_steps=int(steps), guidance_scale=guidance)
+        seconds /= args.num_prompts * args.videos_per_prompt
+        summary = report.summary
         results[setting] = {"seconds_per_video": seconds, "summary": summary,
-                            "command": f"vidgen eval --model {args.model} --adapter {args.adapter} --num-prompts "
-                                       f"{args.num_prompts} --videos-per-prompt {args.videos_per_prompt} --seed "
-                                       f"{args.seed} --scheduler {scheduler} --steps {steps} --guidance {guidance} "
-                                       f"--videos {folder}"}
+                            "command": eval_command(args.model, args.adapter, folder, num_prompts=args.num_prompts,
+                                                    videos_per_prompt=args.videos_per_prompt, seed=args.seed,
+                                                    scheduler=scheduler, steps=steps, guidance=guidance)}
         print(setting, f"{seconds:.2f} s/video", {k: round(summary[k], 3) for k, _, _ in KEYS}, flush=True)
     first = next(iter(results.values()))["seconds_per_video"]
-    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-                       f"{torch.__version__}",
+    meta = {"machine": machine(),
             "command": "python benchmarks/sampler_settings.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}
     lines = [f"Machine: {meta['machine']}. Command: `{meta['command']}`.", "",

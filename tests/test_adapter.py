@@ -38,8 +38,8 @@ def test_untrained_adapter_is_bit_identical_and_detach_restores(unet):
 
 
 @pytest.mark.parametrize("paths", [dict(token_path=True, spatial_path=False), dict(token_path=False),
-                                   dict(), dict(frame_differences=True)],
-                         ids=["token-only", "spatial-only", "both", "both-with-differences"])
+                                   dict(), dict(frame_differences=True, spatial_text=True)],
+                         ids=["token-only", "spatial-only", "both", "both-with-differences-and-text"])
 def test_each_path_starts_at_identity_and_changes_the_output(unet, paths):
     x, t, text, ctx = inputs()
     before = unet(x, t, encoder_hidden_states=text).sample

@@ -127,3 +127,24 @@ def test_base_training_loop_resumes_exactly(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(whole.parameters(), resumed.parameters()))
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["model.safetensors", "optimizer.json",
                                                                   "optimizer.safetensors", "trainer.json"]
+
+
+def test_init_adapter_takes_matching_weights_and_keeps_new_parts_fresh(pipe, tmp_path, capsys):
+    from vidgen import VideoAdapter
+    from vidgen.training import init_from
+
+    from .conftest import perturb
+
+    unet = pipe.denoiser.unet
+    old = VideoAdapter.for_unet(unet, num_tokens=4, width=32)
+    perturb(old, seed=5)
+    old.save_pretrained(tmp_path / "old")
+    new = VideoAdapter.for_unet(unet, num_tokens=4, width=32, frame_differences=True, spatial_text=True)
+    init_from(new, str(tmp_path / "old"))
+    own, saved = new.state_dict(), old.state_dict()
+    assert all(torch.equal(own[k], saved[k]) for k in saved if own[k].shape == saved[k].shape)
+    assert not torch.equal(own["spatial.stem.0.weight"][:, :4], saved["spatial.stem.0.weight"][:, :4])  # reshaped
+    assert own["spatial.text_film.weight"].abs().sum() == 0  # new: still zero-initialised
+    assert "new: spatial.stem.0.weight, spatial.text_film.bias, spatial.text_film.weight" in capsys.readouterr().out
+    with pytest.raises(VidgenError, match="init_adapter: got"):
+        init_from(new, str(tmp_path))

@@ -69,13 +69,15 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         spatial_path (bool, default True): use the spatial path.
         frame_differences (bool, default False): the spatial path also sees each context frame's difference
             from its neighbour (context.py); False in adapters saved before the option existed.
+        spatial_text (bool, default False): the spatial path is also modulated by the text (context.py), so a
+            caption's motion can start a video; False in adapters saved before the option existed.
     """
 
     @register_to_config
     def __init__(self, in_channels: int, cross_attention_dim: int, attn_layers: list, residuals: list,
                  num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
-                 spatial_path: bool = True, frame_differences: bool = False):
+                 spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False):
         super().__init__()
         if not (token_path or spatial_path):
             raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
@@ -87,7 +89,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                                         for _, q, inner, h in attn_layers)
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
-                                          frame_differences)
+                                          frame_differences, cross_attention_dim if spatial_text else None)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule
@@ -158,7 +160,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                 tokens = torch.where(drop[:, None, None], self.null_tokens.to(tokens.dtype), tokens)
             kv = [layer.project_context(tokens) for layer in self.layers]
         if self.config.spatial_path:
-            residuals = self.spatial(frames, offsets, anchor, levels, mask)
+            residuals = self.spatial(frames, offsets, anchor, levels, mask, text)
             if keep is not None:
                 residuals = [r * keep[:, None, None, None] for r in residuals]
         return Context(kv, residuals)

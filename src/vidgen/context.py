@@ -10,6 +10,8 @@ residuals for the base model's down blocks. With `frame_differences`, each frame
 from the frame one step farther from the target (when that frame is in the context): x^j + (x^j − x^{j∓1}) is
 the first-order extrapolation of a small motion, so carrying a frame on costs the convolutions one linear map
 instead of a learned negative weight between pooled frames (which the pooling, with positive weights, lacks).
+With `text_dim`, the pooled map is also modulated by the mean text token, so that a caption's motion can move
+the object from a context that has no velocity yet (the second frame of a video sees only the first).
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -120,9 +122,14 @@ class SpatialEncoder(nn.Module):
     """Context frames → zero-initialised residuals, one per entry of `residuals` = [(channels, stride), ...]."""
 
     def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
-                 differences: bool = False):
+                 differences: bool = False, text_dim: int | None = None):
         super().__init__()
         self.differences = differences
+        self.text_film = None
+        if text_dim is not None:  # zero-initialised: modulation starts at identity
+            self.text_film = nn.Linear(text_dim, 2 * width)
+            nn.init.zeros_(self.text_film.weight)
+            nn.init.zeros_(self.text_film.bias)
         stem_in = 2 * in_channels if differences else in_channels
         self.stem = nn.Sequential(nn.Conv2d(stem_in, width, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(width, width, 3, padding=1))
@@ -139,7 +146,7 @@ class SpatialEncoder(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
-    def forward(self, frames, offsets, anchor, levels, mask) -> list[torch.Tensor]:
+    def forward(self, frames, offsets, anchor, levels, mask, text=None) -> list[torch.Tensor]:
         b, k = frames.shape[:2]
         if self.differences:
             frames = torch.cat([frames, frame_differences(frames, offsets, mask)], dim=2)
@@ -150,6 +157,9 @@ class SpatialEncoder(nn.Module):
         logits = self.pool_logit(emb).squeeze(-1).masked_fill(~mask, float("-inf"))  # b k
         weights = torch.softmax(logits, dim=1).nan_to_num(0.0)  # a sample with no context frame pools to zero
         pooled = torch.einsum("bk,bkdhw->bdhw", weights, feats)
+        if self.text_film is not None:
+            scale, shift = self.text_film(text.mean(dim=1).to(pooled.dtype)).chunk(2, dim=-1)
+            pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]
         for level, down in enumerate(self.down, start=1):

@@ -63,6 +63,8 @@ class TrainConfig:
     token_path: bool = True  # adapter: decoupled cross-attention path
     spatial_path: bool = True  # adapter: spatial residual path
     frame_differences: bool = True  # adapter: the spatial path also sees neighbouring frames' differences
+    spatial_text: bool = True  # adapter: the spatial path is also modulated by the text
+    init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -84,7 +86,7 @@ class TrainConfig:
     def adapter_options(self) -> dict:
         return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
                     token_path=self.token_path, spatial_path=self.spatial_path,
-                    frame_differences=self.frame_differences)
+                    frame_differences=self.frame_differences, spatial_text=self.spatial_text)
 
 
 @dataclass
@@ -230,6 +232,8 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     data = prepare_data(config, pipe, size, dataset)
 
     denoiser, adapter = pipe.denoiser, pipe.denoiser.adapter
+    if config.init_adapter is not None and found is None:
+        init_from(adapter, config.init_adapter)
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
@@ -279,6 +283,19 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return final
+
+
+def init_from(adapter, folder: str) -> None:
+    """Copy the weights of the adapter saved in `folder` into `adapter` where names and shapes match; the rest
+    (parts the saved adapter lacks) keep their initialisation. Prints what was taken and what was not."""
+    path = Path(folder) / "diffusion_pytorch_model.safetensors"
+    check(path.is_file(), "init_adapter", folder, "an adapter folder (with diffusion_pytorch_model.safetensors)")
+    saved, own = load_file(path), adapter.state_dict()
+    taken = {k: v.to(own[k].dtype) for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    check(taken, "init_adapter", folder, "an adapter for the same base model (no weight of it fits)")
+    adapter.load_state_dict({**own, **taken})
+    fresh = sorted(set(own) - set(taken))
+    print(f"init: {len(taken)} of {len(own)} tensors from {folder}; new: {', '.join(fresh) or 'none'}")
 
 
 def export_adapter(adapter, ema: dict | None, folder: Path) -> None:

@@ -1,0 +1,42 @@
+"""What the demo-model benchmarks share: the machine line, and one timed `vidgen eval` run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from vidgen.eval.evaluate import Report, evaluate_folder, generate_folder
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def eval_command(model: str, adapter: str | None, folder: Path, **flags) -> str:
+    """The `vidgen eval` command line that `timed_eval` with these arguments amounts to."""
+    adapter = f" --adapter {adapter}" if adapter else ""
+    rest = "".join(f" --{k.replace('_', '-')} {v}" for k, v in flags.items())
+    return f"vidgen eval --model {model}{adapter}{rest} --videos {folder}"
+
+
+def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool = True, reuse: bool = True,
+               **generate) -> tuple[Report, float]:
+    """`generate_folder` into `folder` (timed: seconds for the whole folder) and score it. With `reuse`, a
+    folder that already holds eval.json is read back instead, so an interrupted benchmark continues."""
+    folder = Path(folder)
+    report_path, seconds_path = folder / "eval.json", folder / "seconds.json"
+    if reuse and report_path.is_file() and seconds_path.is_file():
+        return Report(**json.loads(report_path.read_text())), json.loads(seconds_path.read_text())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    generate_folder(model, adapter, folder, **generate)
+    seconds = time.perf_counter() - start
+    report = evaluate_folder(folder, frechet=frechet)
+    report.write(report_path)
+    seconds_path.write_text(json.dumps(seconds))
+    return report, seconds
