@@ -22,6 +22,7 @@ from vidgen.data.shapes import sample_scene  # noqa: E402
 from vidgen.eval.evaluate import image_pipeline, independent_images, summarize  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.pipeline import GenerationConfig  # noqa: E402
+from common import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,4 +74,4 @@ def save_grid(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2) ->
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -1,16 +1,27 @@
-"""What the demo-model benchmarks share: the machine line, and one timed `vidgen eval` run."""
+"""What the benchmarks share: one-line errors for bad input, the machine line, one timed `vidgen eval` run."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+from vidgen.errors import VidgenError
 from vidgen.eval.evaluate import Report, evaluate_folder, generate_folder
+
+
+def cli(main) -> None:
+    """Call a benchmark's `main`: bad input (a VidgenError) prints one line and exits with status 2."""
+    try:
+        main()
+    except VidgenError as err:
+        print(f"{Path(sys.argv[0]).name}: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def machine() -> str:

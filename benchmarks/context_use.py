@@ -21,6 +21,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from vidgen import VideoPipeline  # noqa: E402
 from vidgen.training import TrainConfig, make_batch, prepare_data  # noqa: E402
+from common import cli  # noqa: E402
 
 BANDS = [(0, 250), (250, 500), (500, 750), (750, 1000)]
 
@@ -62,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -21,7 +21,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import eval_command, machine, timed_eval  # noqa: E402
+from common import cli, eval_command, machine, timed_eval  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
@@ -177,4 +177,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

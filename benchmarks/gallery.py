@@ -23,6 +23,7 @@ from vidgen import VideoPipeline, export_video  # noqa: E402
 from vidgen.eval.evaluate import image_pipeline, independent_images  # noqa: E402
 from vidgen.pipeline import GenerationConfig, read_generation_defaults  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
+from common import cli  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "gallery"
 SCALE = 3
@@ -69,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

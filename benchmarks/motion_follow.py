@@ -22,6 +22,7 @@ from vidgen.data.shapes import BACKGROUNDS, REFERENCE_SIZE, SPEEDS, parse_captio
 from vidgen.data.video_folder import read_captions  # noqa: E402
 from vidgen.eval.scorer import colour_masks, detect, expected_path  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
+from common import cli  # noqa: E402
 
 
 def object_centres(video: np.ndarray, scene) -> np.ndarray:
@@ -65,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

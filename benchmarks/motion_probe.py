@@ -28,6 +28,7 @@ from vidgen.pipeline import VideoPipeline  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
 
 from motion_follow import object_centres  # noqa: E402
+from common import cli  # noqa: E402
 
 
 def probe_cases(folder: Path, num_videos: int, targets: list[int]) -> list[dict]:
@@ -89,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

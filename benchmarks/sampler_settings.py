@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from common import eval_command, machine, timed_eval  # noqa: E402
+from common import cli, eval_command, machine, timed_eval  # noqa: E402
 from vidgen.pipeline import GenerationConfig  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 
@@ -95,4 +95,4 @@ def plot(results: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -20,6 +20,7 @@ from PIL import Image, ImageFilter
 from vidgen.data.shapes import make_video
 from vidgen.eval.scorer import score_video
 from vidgen.video import export_video, read_video
+from common import cli
 
 RESULTS = Path(__file__).parent / "results"
 METRICS = ("attributes_correct", "count_correct", "trajectory_rmse", "direction_accuracy", "identity_consistency",
@@ -77,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)
