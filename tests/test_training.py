@@ -148,3 +148,19 @@ def test_init_adapter_takes_matching_weights_and_keeps_new_parts_fresh(pipe, tmp
     assert "new: spatial.stem.0.weight, spatial.text_film.bias, spatial.text_film.weight" in capsys.readouterr().out
     with pytest.raises(VidgenError, match="init_adapter: got"):
         init_from(new, str(tmp_path))
+
+
+def test_start_fraction_targets_frame_one_and_leaves_other_draws_alone(pipe, tiny_model, video_folder, tmp_path):
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, joint_fraction=0.5)
+    data = prepare_data(cfg, pipe, (32, 32))
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    plain = make_batch(data, cfg, alphas, "epsilon", _step_generator(cfg, 0, 0, 0))
+    start = make_batch(data, TrainConfig(**{**cfg.__dict__, "start_fraction": 1.0}), alphas, "epsilon",
+                       _step_generator(cfg, 0, 0, 0))
+    joint = plain["context"].levels[:, :1].squeeze(1) == plain["t"].float()  # joint contexts sit at level t
+    ar = ~joint & (plain["context"].levels[:, 0] <= cfg.context_noise)
+    ctx = start["context"]
+    assert ar.any() and (~ar).any()
+    assert (ctx.mask[ar].sum(1) == 1).all() and (ctx.offsets[ar, 0] == -1).all() and ctx.anchor[ar, 0].all()
+    assert torch.equal(start["t"], plain["t"]) and torch.equal(start["target"], plain["target"])
+    assert torch.equal(ctx.frames[~ar], plain["context"].frames[~ar])  # joint examples unchanged

@@ -48,6 +48,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     gradient_accumulation: int = 1  # micro-batches per optimizer step
     joint_fraction: float = 0.25  # share of joint-mode examples (the rest autoregressive)
+    start_fraction: float = 0.0  # share of autoregressive examples whose target is frame 1, which must start
+    #                              the motion from the caption (its context, frame 0, has no velocity)
     text_dropout: float = 0.1  # probability of training with the null text
     context_dropout: float = 0.1  # probability of training with the null context
     context_noise: int = 0  # autoregressive context augmentation: levels drawn in [0, context_noise]
@@ -76,7 +78,7 @@ class TrainConfig:
         check(self.steps >= 1, "steps", self.steps, "an integer ≥ 1")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
         check(self.gradient_accumulation >= 1, "gradient_accumulation", self.gradient_accumulation, "an integer ≥ 1")
-        for name in ("joint_fraction", "text_dropout", "context_dropout"):
+        for name in ("joint_fraction", "start_fraction", "text_dropout", "context_dropout"):
             check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "a number in [0, 1]")
         check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "a number in [0, 1)")
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
@@ -156,6 +158,9 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     context_noise = torch.randn(x0.shape, generator=g)
     drop_text = torch.rand(B, generator=g) < config.text_dropout
     drop_context = torch.rand(B, generator=g) < config.context_dropout
+    if config.start_fraction > 0:  # drawn last, so that runs without it keep their random stream
+        start = (torch.rand(B, generator=g) < config.start_fraction) & ~joint
+        target_frame = torch.where(start, torch.ones_like(target_frame), target_frame)
 
     parts = []
     for b in range(B):
