@@ -73,6 +73,11 @@ def test_resume_guards(tiny_model, video_folder, tmp_path):
         train(config(tiny_model, video_folder, tmp_path, steps=4))
     with pytest.raises(VidgenError, match="batch_size is 2 but the checkpoint was trained with 4"):
         train(config(tiny_model, video_folder, tmp_path, steps=4, batch_size=2), resume=True)
+    # a checkpoint from before an option existed was trained without it
+    saved = tmp_path / "checkpoints/step-0000002/train_config.json"
+    saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "frame_differences"}))
+    with pytest.raises(VidgenError, match="frame_differences is True but the checkpoint was trained with False"):
+        train(config(tiny_model, video_folder, tmp_path, steps=4), resume=True)
 
 
 def test_latents_are_cached(pipe, tiny_model, video_folder, tmp_path, monkeypatch):

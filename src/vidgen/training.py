@@ -65,11 +65,13 @@ class TrainConfig:
     token_path: bool = True  # adapter: decoupled cross-attention path
     spatial_path: bool = True  # adapter: spatial residual path
     frame_differences: bool = True  # adapter: the spatial path also sees neighbouring frames' differences
-    spatial_text: bool = True  # adapter: the spatial path is also modulated by the text
+    spatial_text: bool = False  # adapter: the spatial path is also modulated by the text (not yet shown to help)
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
+    # what a checkpoint saved before a field existed was trained with
+    LEGACY = {"frame_differences": False, "spatial_text": False, "start_fraction": 0.0, "init_adapter": None}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -200,6 +202,7 @@ def _step_generator(config: TrainConfig, step: int, micro: int, rank: int) -> to
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
     now = dataclasses.asdict(config)
+    saved = {**TrainConfig.LEGACY, **saved}
     changed = [k for k in now if k not in TrainConfig.RESUMABLE and saved.get(k) != now[k]]
     if changed:
         k = changed[0]
