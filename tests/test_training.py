@@ -169,3 +169,24 @@ def test_start_fraction_targets_frame_one_and_leaves_other_draws_alone(pipe, tin
     assert (ctx.mask[ar].sum(1) == 1).all() and (ctx.offsets[ar, 0] == -1).all() and ctx.anchor[ar, 0].all()
     assert torch.equal(start["t"], plain["t"]) and torch.equal(start["target"], plain["target"])
     assert torch.equal(ctx.frames[~ar], plain["context"].frames[~ar])  # joint examples unchanged
+
+
+def test_x0_loss_weighting_is_the_x0_error(pipe, tiny_model, video_folder, tmp_path):
+    """weight × ‖ε̂ − ε‖² = ‖x̂₀ − x₀‖² exactly (where the weight is not capped), per example."""
+    from vidgen.training import X0_WEIGHT_CAP
+
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, loss_weighting="x0")
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    batch = make_batch(data=prepare_data(cfg, pipe, (32, 32)), config=cfg, alphas_cumprod=alphas,
+                       prediction_type="epsilon", generator=_step_generator(cfg, 0, 0, 0))
+    abar = alphas[batch["t"]].view(-1, 1, 1, 1)
+    eps, x_t = batch["target"], batch["x_t"]
+    x0 = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    pred = eps + 0.3 * torch.randn(eps.shape, generator=torch.Generator().manual_seed(0))
+    x0_pred = (x_t - (1 - abar).sqrt() * pred) / abar.sqrt()
+    want = (x0_pred - x0).square().flatten(1).mean(1)
+    got = batch["weight"] * (pred - eps).square().flatten(1).mean(1)
+    uncapped = batch["weight"] < X0_WEIGHT_CAP
+    assert uncapped.sum() >= 4 and (~uncapped).any()
+    assert torch.allclose(got[uncapped], want[uncapped], rtol=1e-3)
+    assert (got[~uncapped] < want[~uncapped]).all()

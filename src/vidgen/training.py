@@ -33,6 +33,10 @@ from .sampling import FrameContext, context_window, joint_window, vp_noise
 logger = logging.getLogger(__name__)
 
 
+LOSS_WEIGHTINGS = ("none", "x0")
+X0_WEIGHT_CAP = 20.0  # "x0" weighting of an ε-prediction loss: 1/SNR, at most this (SNR ≥ 0.05)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: str  # diffusers Stable Diffusion folder (frozen)
@@ -53,6 +57,8 @@ class TrainConfig:
     text_dropout: float = 0.1  # probability of training with the null text
     context_dropout: float = 0.1  # probability of training with the null context
     context_noise: int = 0  # autoregressive context augmentation: levels drawn in [0, context_noise]
+    loss_weighting: str = "none"  # "none": the base's own objective; "x0": weighted to the x₀ error (capped),
+    #                               which pays for the layout at high noise, where the position is decided
     window: int = 4  # K: the anchor + the last K frames (joint: the K nearest)
     ema_decay: float = 0.0  # 0 disables EMA; the exported adapter holds the EMA weights when enabled
     checkpoint_every: int = 250
@@ -71,7 +77,8 @@ class TrainConfig:
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
     # what a checkpoint saved before a field existed was trained with
-    LEGACY = {"frame_differences": False, "spatial_text": False, "start_fraction": 0.0, "init_adapter": None}
+    LEGACY = {"frame_differences": False, "spatial_text": False, "start_fraction": 0.0, "init_adapter": None,
+              "loss_weighting": "none"}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -84,6 +91,8 @@ class TrainConfig:
             check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "a number in [0, 1]")
         check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "a number in [0, 1)")
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
+        check(self.loss_weighting in LOSS_WEIGHTINGS, "loss_weighting", self.loss_weighting,
+              " or ".join(LOSS_WEIGHTINGS))
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
         check(self.token_path or self.spatial_path, "adapter paths", "none", "token_path, spatial_path or both")
 
@@ -183,8 +192,14 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     else:  # "sample"
         target = clean
     text = torch.where(drop_text[:, None, None], data.null_text, data.texts[data.caption_ids[clip]])
-    return {"x_t": x_t, "t": t, "text": text, "context": FrameContext.cat(parts), "drop": drop_context,
-            "target": target}
+    batch = {"x_t": x_t, "t": t, "text": text, "context": FrameContext.cat(parts), "drop": drop_context,
+             "target": target}
+    if config.loss_weighting == "x0":  # ‖Δx₀‖² = ‖Δε‖²/SNR = σ²‖Δv‖² (VP, α² + σ² = 1)
+        abar = alphas_cumprod[t]
+        snr = abar / (1 - abar)
+        batch["weight"] = {"epsilon": (1 / snr).clamp(max=X0_WEIGHT_CAP),
+                           "v_prediction": 1 / (1 + snr)}.get(prediction_type, torch.ones(B))
+    return batch
 
 
 def loss_fn(denoiser, batch: dict, device, dtype) -> torch.Tensor:
@@ -192,7 +207,10 @@ def loss_fn(denoiser, batch: dict, device, dtype) -> torch.Tensor:
     args = [ctx.frames.to(device, dtype), *(a.to(device) for a in ctx.as_args()[1:])]
     pred = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype), *args,
                     drop=batch["drop"].to(device))
-    return F.mse_loss(pred.float(), batch["target"].to(device).float())
+    if "weight" not in batch:
+        return F.mse_loss(pred.float(), batch["target"].to(device).float())
+    per_example = (pred.float() - batch["target"].to(device).float()).square().flatten(1).mean(dim=1)
+    return (batch["weight"].to(device) * per_example).mean()
 
 
 def _step_generator(config: TrainConfig, step: int, micro: int, rank: int) -> torch.Generator:
