@@ -77,11 +77,12 @@ def run_all(args) -> dict:
     results = {}
     for run in runs(args):
         folder = Path(args.work) / run["name"]
-        print(f"[{run['name']}] {command(run, args, folder)}", flush=True)
+        line = command(run, args, folder)
+        print(f"[{run['name']}] {line}", flush=True)
         report, seconds = timed_eval(folder, args.model, run["adapter"], frechet=run["frames"] == 16,
                                      split=run["split"], num_prompts=run["prompts"], per_prompt=run["per_prompt"],
                                      frames=run["frames"], mode=run["mode"], seed=args.seed)
-        results[run["name"]] = {**run, "command": command(run, args, folder), "summary": report.summary,
+        results[run["name"]] = {**run, "command": line, "summary": report.summary,
                                 "generation_seconds": seconds}
         if run["name"].startswith("drift"):
             results[run["name"]]["windows"] = windows(folder)

@@ -32,15 +32,22 @@ def object_centres(video: np.ndarray, scene) -> np.ndarray:
     return np.array([detect(mask[i], canvas).centre for i in range(len(video))])
 
 
-def follow_ratios(folder: Path) -> list[float]:
-    ratios = []
+def moving_objects(folder: Path):
+    """(caption, scene, video, object centres (f, 2), axis of motion) for each video in `folder` whose caption
+    names one moving object."""
     for path, caption in read_captions(folder):
         scene = parse_caption(caption)
         if len(scene.objects) != 1 or scene.objects[0].direction is None:
             continue
-        obj, video = scene.objects[0], read_video(path)
-        canvas, centres = video.shape[1], object_centres(video, scene)
-        axis = 0 if obj.direction in ("left", "right") else 1
+        video = read_video(path)
+        axis = 0 if scene.objects[0].direction in ("left", "right") else 1
+        yield caption, scene, video, object_centres(video, scene), axis
+
+
+def follow_ratios(folder: Path) -> list[float]:
+    ratios = []
+    for _, scene, video, centres, axis in moving_objects(folder):
+        obj, canvas = scene.objects[0], video.shape[1]
         if not np.isfinite(centres[0]).all():
             continue
         expected = np.sign(np.diff(expected_path(obj, centres[0], canvas, len(video))[:, axis]))

@@ -22,25 +22,16 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vidgen.data.shapes import parse_caption  # noqa: E402
-from vidgen.data.video_folder import read_captions  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
-from vidgen.video import read_video  # noqa: E402
 
-from motion_follow import object_centres  # noqa: E402
+from motion_follow import moving_objects, object_centres  # noqa: E402
 from common import cli  # noqa: E402
 
 
 def probe_cases(folder: Path, num_videos: int, targets: list[int]) -> list[dict]:
     """(video, caption, i, axis, real centres) for single-object moving videos whose object moves at i."""
     cases, used = [], 0
-    for path, caption in read_captions(folder):
-        scene = parse_caption(caption)
-        if len(scene.objects) != 1 or scene.objects[0].direction is None:
-            continue
-        video = read_video(path)
-        centres = object_centres(video, scene)
-        axis = 0 if scene.objects[0].direction in ("left", "right") else 1
+    for caption, scene, video, centres, axis in moving_objects(folder):
         moving = [i for i in targets if abs(centres[i, axis] - centres[i - 1, axis]) > 0.5]
         cases += [dict(video=video, caption=caption, scene=scene, i=i, axis=axis, centres=centres) for i in moving]
         used += bool(moving)
