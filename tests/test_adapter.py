@@ -65,6 +65,21 @@ def test_frame_differences_pair_each_frame_with_its_farther_neighbour():
         assert torch.equal(got, expected.expand(2, 6)), (i, window, got)
 
 
+def test_text_pooling_starts_as_the_mean_and_a_query_can_pick_one_word():
+    from vidgen.context import TEXT_QUERIES, SpatialEncoder
+    enc = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6)
+    text = torch.randn(3, 5, 6)
+    assert torch.allclose(enc.pool_text(text), text.mean(dim=1).repeat(1, TEXT_QUERIES), atol=1e-6)
+    word = torch.zeros(6)
+    word[2] = 1.0
+    text[:, 3] = 50 * word  # one token stands out along the first query's direction
+    with torch.no_grad():
+        enc.text_queries[0] = 20 * word
+    pooled = enc.pool_text(text).view(3, TEXT_QUERIES, 6)
+    assert torch.allclose(pooled[:, 0], text[:, 3], atol=1e-4)  # the first query reads that word alone
+    assert torch.allclose(pooled[:, 1], text.mean(dim=1), atol=1e-5)  # the others still average
+
+
 def test_only_adapter_parameters_train_and_none_enter_the_unet_state(unet):
     n_before = len(unet.state_dict())
     denoiser = VideoDenoiser(unet, VideoAdapter.for_unet(unet))

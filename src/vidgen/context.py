@@ -10,8 +10,9 @@ residuals for the base model's down blocks. With `frame_differences`, each frame
 from the frame one step farther from the target (when that frame is in the context): x^j + (x^j − x^{j∓1}) is
 the first-order extrapolation of a small motion, so carrying a frame on costs the convolutions one linear map
 instead of a learned negative weight between pooled frames (which the pooling, with positive weights, lacks).
-With `text_dim`, the pooled map is also modulated by the mean text token, so that a caption's motion can move
-the object from a context that has no velocity yet (the second frame of a video sees only the first).
+With `text_dim`, the pooled map is also modulated by the caption (a few learned attention poolings of its
+tokens), so that a caption's motion can move the object from a context that has no velocity yet (the second
+frame of a video sees only the first).
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -118,6 +119,9 @@ def frame_differences(frames, offsets, mask) -> torch.Tensor:
     return (frames - neighbour) * match.any(dim=2).to(frames.dtype)[..., None, None, None]
 
 
+TEXT_QUERIES = 4  # learned poolings of the caption's tokens that modulate the spatial path (spatial_text)
+
+
 class SpatialEncoder(nn.Module):
     """Context frames → zero-initialised residuals, one per entry of `residuals` = [(channels, stride), ...]."""
 
@@ -126,8 +130,9 @@ class SpatialEncoder(nn.Module):
         super().__init__()
         self.differences = differences
         self.text_film = None
-        if text_dim is not None:  # zero-initialised: modulation starts at identity
-            self.text_film = nn.Linear(text_dim, 2 * width)
+        if text_dim is not None:  # zero-initialised: pooling starts as the mean, modulation as identity
+            self.text_queries = nn.Parameter(torch.zeros(TEXT_QUERIES, text_dim))
+            self.text_film = nn.Linear(TEXT_QUERIES * text_dim, 2 * width)
             nn.init.zeros_(self.text_film.weight)
             nn.init.zeros_(self.text_film.bias)
         stem_in = 2 * in_channels if differences else in_channels
@@ -146,6 +151,14 @@ class SpatialEncoder(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
+    def pool_text(self, text: torch.Tensor) -> torch.Tensor:
+        """(b, L, text_dim) → (b, TEXT_QUERIES · text_dim): each learned query's softmax-weighted sum of the
+        tokens, so the modulation can pick the words that matter (a motion word moves the mean of a caption's
+        tokens by about 2%: the mean alone all but hides it)."""
+        weights = torch.softmax(torch.einsum("qd,bld->bql", self.text_queries.to(text.dtype), text)
+                                / math.sqrt(text.shape[-1]), dim=-1)
+        return torch.einsum("bql,bld->bqd", weights, text).flatten(1)
+
     def forward(self, frames, offsets, anchor, levels, mask, text=None) -> list[torch.Tensor]:
         b, k = frames.shape[:2]
         if self.differences:
@@ -158,7 +171,7 @@ class SpatialEncoder(nn.Module):
         weights = torch.softmax(logits, dim=1).nan_to_num(0.0)  # a sample with no context frame pools to zero
         pooled = torch.einsum("bk,bkdhw->bdhw", weights, feats)
         if self.text_film is not None:
-            scale, shift = self.text_film(text.mean(dim=1).to(pooled.dtype)).chunk(2, dim=-1)
+            scale, shift = self.text_film(self.pool_text(text).to(pooled.dtype)).chunk(2, dim=-1)
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]
