@@ -1,0 +1,78 @@
+"""How strongly the base's text encoder tells each kind of caption word apart: swap one word of a caption for
+another of its kind (colour, shape, size, background, direction, speed) and measure the change of the encoder's
+output, relative to the output's size — at the swapped word's own position and in the mean over all tokens
+(what a mean-pooled text feature sees). The adapter reads these outputs: a kind the encoder barely separates is
+one the adapter must learn to amplify.
+
+    python benchmarks/text_words.py --model models/shapes-base
+    # writes benchmarks/results/text_words.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from common import cli, machine  # noqa: E402
+from vidgen.data.shapes import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES, SIZES, SPEEDS, sample_scene  # noqa: E402
+from vidgen.pipeline import load_base  # noqa: E402
+from vidgen.shipped import BASE  # noqa: E402
+
+KINDS = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES), "background": list(BACKGROUNDS),
+         "direction": list(DIRECTIONS), "speed": list(SPEEDS)}
+
+
+@torch.no_grad()
+def encode(parts: dict, captions: list[str]) -> torch.Tensor:
+    tok = parts["tokenizer"]
+    ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
+              return_tensors="pt").input_ids
+    return parts["text_encoder"](ids).last_hidden_state.float()
+
+
+def swaps(caption: str, words: list[str]) -> list[tuple[str, int]]:
+    """Each caption that differs from `caption` in its first word of this kind, with that word's index."""
+    tokens = caption.split()
+    at = next((i for i, w in enumerate(tokens) if w in words), None)
+    if at is None:
+        return []
+    return [(" ".join(tokens[:at] + [w] + tokens[at + 1:]), at) for w in words if w != tokens[at]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(BASE))
+    parser.add_argument("--captions", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    parts = load_base(args.model)
+    rng = np.random.default_rng(args.seed)
+    captions = [sample_scene(rng, "train").caption() for _ in range(args.captions)]
+    base = encode(parts, captions)
+    results = {}
+    for kind, words in KINDS.items():
+        at_word, mean = [], []
+        for c, caption in enumerate(captions):
+            for other, at in swaps(caption, words):
+                out = encode(parts, [other])[0]
+                position = at + 1  # the start token comes first; one token per word
+                at_word.append(float((out[position] - base[c, position]).norm() / base[c, position].norm()))
+                mean.append(float((out.mean(0) - base[c].mean(0)).norm() / base[c].mean(0).norm()))
+        results[kind] = {"swaps": len(at_word), "at_word": float(np.median(at_word)), "mean": float(np.median(mean))}
+        print(f"{kind:>10}: {len(at_word):4d} swaps, relative change at the word {results[kind]['at_word']:.3f}, "
+              f"of the mean token {results[kind]['mean']:.3f} (medians)", flush=True)
+    out = Path(__file__).resolve().parent / "results" / "text_words.json"
+    out.write_text(json.dumps({"machine": machine(), "command": "python benchmarks/text_words.py " + " ".join(
+        sys.argv[1:]), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    cli(main)
