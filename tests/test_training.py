@@ -150,7 +150,8 @@ def test_init_adapter_takes_matching_weights_and_keeps_new_parts_fresh(pipe, tmp
     assert all(torch.equal(own[k], saved[k]) for k in saved if own[k].shape == saved[k].shape)
     assert not torch.equal(own["spatial.stem.0.weight"][:, :4], saved["spatial.stem.0.weight"][:, :4])  # reshaped
     assert own["spatial.text_film.weight"].abs().sum() == 0  # new: still zero-initialised
-    assert "new: spatial.stem.0.weight, spatial.text_film.bias, spatial.text_film.weight, spatial.text_queries" in capsys.readouterr().out
+    new_parts = "spatial.stem.0.weight, spatial.text_film.bias, spatial.text_film.weight, spatial.text_queries"
+    assert f"new: {new_parts}" in capsys.readouterr().out
     with pytest.raises(VidgenError, match="init_adapter: got"):
         init_from(new, str(tmp_path))
 
