@@ -23,19 +23,11 @@ import torch  # noqa: E402
 
 from common import cli, machine  # noqa: E402
 from vidgen.data.shapes import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES, SIZES, SPEEDS, sample_scene  # noqa: E402
-from vidgen.pipeline import load_base  # noqa: E402
+from vidgen.pipeline import VideoPipeline  # noqa: E402
 from vidgen.shipped import BASE  # noqa: E402
 
 KINDS = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES), "background": list(BACKGROUNDS),
          "direction": list(DIRECTIONS), "speed": list(SPEEDS)}
-
-
-@torch.no_grad()
-def encode(parts: dict, captions: list[str]) -> torch.Tensor:
-    tok = parts["tokenizer"]
-    ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids
-    return parts["text_encoder"](ids).last_hidden_state.float()
 
 
 def swaps(caption: str, words: list[str]) -> list[tuple[str, int]]:
@@ -53,16 +45,16 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    parts = load_base(args.model)
+    pipe = VideoPipeline.from_pretrained(args.model)  # the base's encoder; the (untrained) adapter is not used
     rng = np.random.default_rng(args.seed)
     captions = [sample_scene(rng, "train").caption() for _ in range(args.captions)]
-    base = encode(parts, captions)
+    base = torch.cat([pipe.encode_prompt(c) for c in captions]).float()
     results = {}
     for kind, words in KINDS.items():
         at_word, mean = [], []
         for c, caption in enumerate(captions):
             for other, at in swaps(caption, words):
-                out = encode(parts, [other])[0]
+                out = pipe.encode_prompt(other)[0].float()
                 position = at + 1  # the start token comes first; one token per word
                 at_word.append(float((out[position] - base[c, position]).norm() / base[c, position].norm()))
                 mean.append(float((out.mean(0) - base[c].mean(0)).norm() / base[c].mean(0).norm()))
