@@ -40,21 +40,29 @@ def probe_cases(folder: Path, num_videos: int, targets: list[int]) -> list[dict]
     return cases
 
 
-def run(adapter: str, cases: list[dict], seed: int) -> dict:
+def run(adapter: str, cases: list[dict], seed: int, options: dict) -> dict:
     pipe = VideoPipeline.from_pretrained(adapter=adapter)
     ratios, start = [], time.perf_counter()
     for case in cases:
         i, axis, c = case["i"], case["axis"], case["centres"]
         out = pipe(case["caption"], video=case["video"][:i], num_frames=i + 1,
-                   generator=torch.Generator().manual_seed(seed)).frames
+                   generator=torch.Generator().manual_seed(seed), **options).frames
         made = object_centres(out[-1:], case["scene"])[0]
         real = c[i, axis] - c[i - 1, axis]
         ratios.append(float((made[axis] - c[i - 1, axis]) / real) if np.isfinite(made).all() else float("nan"))
     ok = [r for r in ratios if np.isfinite(r)]
-    return {"adapter": adapter, "cases": len(ratios), "detected": len(ok),
+    return {"adapter": adapter, "options": options, "cases": len(ratios), "detected": len(ok),
             "median": float(np.median(ok)) if ok else None, "mean": float(np.mean(ok)) if ok else None,
             "ratios": [round(r, 3) for r in ratios], "speeds": [c["scene"].objects[0].speed for c in cases],
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def setting_value(field: str, value: str) -> dict:
+    """`start=noise` → {"start": "noise"}; numbers become numbers (`guidance_scale=5`)."""
+    try:
+        return {field: json.loads(value)}
+    except json.JSONDecodeError:
+        return {field: value}
 
 
 def main() -> None:
@@ -65,15 +73,18 @@ def main() -> None:
     parser.add_argument("--targets", default="4,8,12")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="motion_probe")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="generation settings over the adapter's own, e.g. start=noise; each runs separately")
     args = parser.parse_args()
     cases = probe_cases(args.data, args.videos, [int(t) for t in args.targets.split(",")])
     results = []
-    for adapter in args.adapter:
-        results.append(run(adapter, cases, args.seed))
+    settings = [setting_value(*setting.split("=", 1)) for setting in args.set] or [{}]
+    for adapter, options in [(a, o) for a in args.adapter for o in settings]:
+        results.append(run(adapter, cases, args.seed, options))
         r = results[-1]
         by_speed = {s: np.nanmedian([x for x, v in zip(r["ratios"], r["speeds"]) if v == s])
                     for s in sorted(set(r["speeds"]))}
-        print(f"{adapter}: {r['detected']}/{r['cases']} detected, median {r['median']:.2f}, mean {r['mean']:.2f}, "
+        print(f"{adapter} {options or ''}: {r['detected']}/{r['cases']} detected, median {r['median']:.2f}, mean {r['mean']:.2f}, "
               f"median by speed {({s: round(float(m), 2) for s, m in by_speed.items()})} ({r['seconds']} s)", flush=True)
     out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
     out.write_text(json.dumps({"command": "python benchmarks/motion_probe.py " + " ".join(sys.argv[1:]),

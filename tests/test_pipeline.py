@@ -41,6 +41,21 @@ def test_euler_and_unipc_run(live_pipe):
         assert video.frames.shape == (4, 32, 32, 3)
 
 
+def test_timestep_spacing_moves_the_first_step_and_changes_the_video(live_pipe):
+    from vidgen.pipeline import make_scheduler
+    firsts = {}
+    for spacing in ("leading", "trailing"):
+        scheduler = make_scheduler(live_pipe.scheduler, "dpm++", spacing)
+        scheduler.set_timesteps(8)
+        firsts[spacing] = int(scheduler.timesteps[0])
+    assert firsts["trailing"] == 999 and firsts["leading"] < 900
+    a = live_pipe("a blue square", timestep_spacing="trailing", generator=seeded(0), **SMALL).frames
+    b = live_pipe("a blue square", timestep_spacing="leading", generator=seeded(0), **SMALL).frames
+    assert not np.array_equal(a, b)
+    with pytest.raises(VidgenError, match="timestep_spacing: got 'sideways'.*leading \\| trailing \\| linspace"):
+        live_pipe("a blue square", timestep_spacing="sideways", **SMALL)
+
+
 def test_stream_yields_the_one_shot_frames(live_pipe, tmp_path):
     kwargs = dict(generator=seeded(3), context_guidance_scale=1.5, **SMALL)
     streamed = list(live_pipe.stream("a red square moving right", **kwargs))

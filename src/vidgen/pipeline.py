@@ -25,6 +25,7 @@ SCHEDULERS = {
     "euler": ("EulerDiscreteScheduler", {}),
     "unipc": ("UniPCMultistepScheduler", {}),
 }
+SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing: where the sampled steps lie
 SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 
 
@@ -40,6 +41,7 @@ class GenerationConfig:
     negative_prompt: str | None = None
     mode: str = "autoregressive"  # autoregressive | joint
     scheduler: str = "ddim"  # ddim | dpm++ | euler | unipc
+    timestep_spacing: str | None = None  # leading | trailing | linspace; None: the base model's scheduler's own
     window: int = 4  # K: context = the anchor frame + the last K frames (joint: the K nearest frames)
     start: str = "previous"  # autoregressive start of frame i: noise | previous (α_T x^{i-1} + σ_T z)
     context_noise: int = 0  # context noise augmentation level (training timestep), 0 = clean context
@@ -52,6 +54,8 @@ class GenerationConfig:
               "a number ≥ 0")
         check(self.mode in {m.value for m in Mode}, "mode", self.mode, "'autoregressive' or 'joint'")
         check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, " | ".join(SCHEDULERS))
+        check(self.timestep_spacing in (None, *SPACINGS), "timestep_spacing", self.timestep_spacing,
+              " | ".join(SPACINGS))
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
         check(self.start in {s.value for s in Start}, "start", self.start, "'noise' or 'previous'")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
@@ -99,13 +103,20 @@ def read_generation_defaults(adapter: str | Path) -> dict:
     return values
 
 
-def make_scheduler(base, name: str):
-    """The scheduler `name` (a key of SCHEDULERS) with the noise schedule of the model's scheduler `base`."""
+def make_scheduler(base, name: str | None, spacing: str | None = None):
+    """The scheduler `name` (a key of SCHEDULERS; None: `base`'s own kind) with the noise schedule of the model's
+    scheduler `base`, and its timestep spacing unless `spacing` (one of SPACINGS) is given."""
     import diffusers
 
-    check(name in SCHEDULERS, "scheduler", name, " | ".join(SCHEDULERS))
-    cls_name, extra = SCHEDULERS[name]
-    return getattr(diffusers, cls_name).from_config(base.config, **extra)
+    extra = {}
+    if name is not None:
+        check(name in SCHEDULERS, "scheduler", name, " | ".join(SCHEDULERS))
+        cls_name, extra = SCHEDULERS[name]
+    if spacing is not None:
+        check(spacing in SPACINGS, "timestep_spacing", spacing, " | ".join(SPACINGS))
+        extra = {**extra, "timestep_spacing": spacing}
+    cls = type(base) if name is None else getattr(diffusers, cls_name)
+    return cls.from_config(base.config, **extra)
 
 
 def load_base(model: str | Path, dtype: torch.dtype = torch.float32) -> dict:
@@ -212,14 +223,21 @@ class VideoPipeline:
             check(value >= m and value % m == 0, name, value, f"a positive multiple of {m} for this model")
         return config
 
-    def make_scheduler(self, name: str):
-        return make_scheduler(self.scheduler, name)
+    def make_scheduler(self, config: GenerationConfig):
+        return make_scheduler(self.scheduler, config.scheduler, config.timestep_spacing)
 
     @torch.no_grad()
     def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """The text condition the denoiser takes: the text encoder's output tokens (1, L, d), followed along the
+        feature axis by its input word embeddings (token + position; (1, L, 2d) in all) when the adapter's
+        spatial path reads words (`spatial_text_words`)."""
         ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids.to(self.device)
-        return self.text_encoder(ids)[0].to(self.dtype)  # (1, L, d)
+        adapter = self.denoiser.adapter.config
+        if not adapter.get("spatial_text_words", False):
+            return self.text_encoder(ids)[0].to(self.dtype)
+        out = self.text_encoder(ids, output_hidden_states=True)
+        return torch.cat([out[0], out.hidden_states[0]], dim=-1).to(self.dtype)
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
@@ -270,7 +288,7 @@ class VideoPipeline:
                                                                      config.context_guidance_scale))
         shape = (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
                  config.width // self.vae_scale_factor)
-        latents = sample_autoregressive(model, self.make_scheduler(config.scheduler), shape, config.num_frames,
+        latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window, start=Start(config.start),
                                         context_level=config.context_noise, prefix=prefix, generator=generator,
                                         device=self.device, dtype=self.dtype)
@@ -306,7 +324,7 @@ class VideoPipeline:
                                                                      config.context_guidance_scale), config.window)
         shape = (1, config.num_frames, self.denoiser.unet.config.in_channels,
                  config.height // self.vae_scale_factor, config.width // self.vae_scale_factor)
-        latents = sample_joint(model, self.make_scheduler(config.scheduler), shape, config.num_inference_steps,
+        latents = sample_joint(model, self.make_scheduler(config), shape, config.num_inference_steps,
                                generator=generator, device=self.device, dtype=self.dtype)
         for latent in latents[0]:
             yield self.decode(latent[None])[0]

@@ -21,7 +21,8 @@ from ..video import read_video
 from .scorer import score_video
 
 METRICS = ("attributes_correct", "background_correct", "colour_correct", "shape_correct", "size_correct",
-           "count_correct", "trajectory_rmse", "direction_accuracy", "identity_consistency", "flicker")
+           "count_correct", "trajectory_rmse", "direction_accuracy", "identity_consistency", "flicker", "found",
+           "trajectory_rmse_found")
 
 
 @dataclass
@@ -61,12 +62,14 @@ def summarize(scores: list[dict]) -> dict:
     weights = np.array([max(s["object_frames"], 1) for s in scores], float)
     summary = {}
     for m in METRICS:
-        values = np.array([s[m] for s in scores], float)
+        values = np.array([s.get(m, np.nan) for s in scores], float)  # reports older than a metric lack it
         ok = np.isfinite(values)
-        if m == "trajectory_rmse":  # pool squared errors, then root
-            summary[m] = float(np.sqrt(np.average(values[ok] ** 2, weights=weights[ok]))) if ok.any() else np.nan
+        w = weights * np.nan_to_num([s.get("found", np.nan) for s in scores]) if m == "trajectory_rmse_found" else weights
+        ok &= w > 0
+        if m.startswith("trajectory_rmse"):  # pool squared errors, then root
+            summary[m] = float(np.sqrt(np.average(values[ok] ** 2, weights=w[ok]))) if ok.any() else np.nan
         else:
-            summary[m] = float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
+            summary[m] = float(np.average(values[ok], weights=w[ok])) if ok.any() else float("nan")
     summary.update(videos=len(scores), object_frames=int(sum(s["object_frames"] for s in scores)),
                    overlap_frames=int(sum(s["overlap_frames"] for s in scores)))
     return summary
@@ -110,18 +113,18 @@ def evaluate_folder(folder: str | Path, frechet: bool = True) -> Report:
 MODES = ("autoregressive", "joint", "independent")
 
 
-def image_pipeline(model: str, scheduler: str | None = None):
+def image_pipeline(model: str, scheduler: str | None = None, spacing: str | None = None):
     """The base model alone as a plain diffusers `StableDiffusionPipeline` (what `independent` samples from),
     with the same folder checks and one-line errors as the other modes; `scheduler`: a vidgen scheduler name
-    (default: the folder's own)."""
+    (default: the folder's own), `spacing`: its timestep spacing (default: the folder's own)."""
     import diffusers
 
     from ..pipeline import load_base, make_scheduler
 
     pipe = diffusers.StableDiffusionPipeline(**load_base(model), safety_checker=None, feature_extractor=None,
                                              requires_safety_checker=False)
-    if scheduler is not None:
-        pipe.scheduler = make_scheduler(pipe.scheduler, scheduler)
+    if scheduler is not None or spacing is not None:
+        pipe.scheduler = make_scheduler(pipe.scheduler, scheduler, spacing)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -167,7 +170,7 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
     out = Path(out)
     check_output_path(str(out) + "/")
     if mode == "independent":
-        pipe = image_pipeline(model, config.scheduler)
+        pipe = image_pipeline(model, config.scheduler, config.timestep_spacing)
     else:
         pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
     rng = np.random.default_rng([seed, 7])

@@ -45,12 +45,14 @@ class VideoScore:
     shape_correct: float
     size_correct: float
     attributes_correct: float  # object-frames with colour, shape, size and background all correct
-    trajectory_rmse: float  # px
+    trajectory_rmse: float  # px; an object-frame without the object counts as the canvas side
     direction_accuracy: float
     identity_consistency: float
     flicker: float  # mean |Δ| of background pixels between consecutive frames, in 0–255 units
     object_frames: int
     overlap_frames: int
+    found: float = float("nan")  # object-frames where the object (or a stray of another shape) is located
+    trajectory_rmse_found: float = float("nan")  # px, over those frames only: motion error apart from losses
     details: dict = field(default_factory=dict)
 
 
@@ -208,6 +210,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                                  and np.linalg.norm(ca - cb) < reach)
 
     colour_ok, shape_ok, size_ok, all_ok, identity, sq_err, direction = [], [], [], [], [], [], []
+    found, sq_err_found = [], []
     for k, obj in enumerate(scene.objects):
         d = dets[k]
         keep = ~overlap[k]
@@ -221,13 +224,16 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         first = (d[0].present, d[0].shape, d[0].size)
         identity += [(x.present, x.shape, x.size) == first for x in d]
         centres = np.array([x.centre for x in d])
-        if not np.isfinite(centres[0]).all():
+        located = np.isfinite(centres).all(axis=1)
+        found += list(located[keep])
+        if not located[0]:
             sq_err += [canvas ** 2] * int(keep.sum())  # never found: the worst error the canvas allows
             direction += [False] * max(f - DIRECTION_BASELINE, 0)
             continue
         want = expected_path(obj, centres[0], canvas, f)
-        err = np.where(np.isfinite(centres).all(axis=1), ((centres - want) ** 2).sum(axis=1), canvas ** 2)
+        err = np.where(located, ((centres - want) ** 2).sum(axis=1), canvas ** 2)
         sq_err += list(err[keep])
+        sq_err_found += list(err[keep & located])
         direction += _direction_hits(obj, centres, want, canvas)
 
     flicker = _flicker(frames, dets, [o.half_extent(canvas) for o in scene.objects])
@@ -238,6 +244,8 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                       trajectory_rmse=float(np.sqrt(np.mean(sq_err))) if sq_err else float("nan"),
                       direction_accuracy=mean(direction), identity_consistency=mean(identity), flicker=flicker,
                       object_frames=int((~overlap).sum()), overlap_frames=int(overlap.sum()),
+                      found=mean(found),
+                      trajectory_rmse_found=float(np.sqrt(np.mean(sq_err_found))) if sq_err_found else float("nan"),
                       details={"background_detected": bg_name})
 
 
