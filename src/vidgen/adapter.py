@@ -13,11 +13,14 @@ from dataclasses import dataclass
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
 
 from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
 from .context import ContextEncoder, SpatialEncoder
 from .errors import VidgenError
+
+GAIN_WIDTH = 64  # timestep embedding width of the residual gain (residual_gain)
 
 
 def attention_spec(unet) -> list[list]:
@@ -71,16 +74,27 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             from its neighbour (context.py); False in adapters saved before the option existed.
         spatial_text (bool, default False): the spatial path is also modulated by the text (context.py), so a
             caption's motion can start a video; False in adapters saved before the option existed.
+        spatial_text_words (bool, default False): with spatial_text, the spatial path reads the text encoder's
+            input word embeddings (token + position, appended to the text along the feature axis: see
+            `VideoPipeline.encode_prompt`) instead of its output, in which a base trained on single images may
+            barely tell motion words apart.
+        residual_gain (bool, default False): each spatial residual is scaled per channel by 1 + g(t), a learned
+            (zero-initialised) function of the denoising step's timestep, so that the layout can push hard at
+            high noise, where the base model has nothing to go on, and softly at low noise; the residuals
+            themselves stay computed once per frame.
     """
 
     @register_to_config
     def __init__(self, in_channels: int, cross_attention_dim: int, attn_layers: list, residuals: list,
                  num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
-                 spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False):
+                 spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False,
+                 residual_gain: bool = False, spatial_text_words: bool = False):
         super().__init__()
         if not (token_path or spatial_path):
             raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
+        if spatial_text_words and not (spatial_path and spatial_text):
+            raise VidgenError("spatial_text_words: got True without spatial_text; expected spatial_text=True too")
         if token_path:
             self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
                                           depth, heads, patch_size, max_offset)
@@ -90,6 +104,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None)
+            if residual_gain:
+                self.gain = nn.Sequential(nn.Linear(GAIN_WIDTH, GAIN_WIDTH), nn.SiLU(),
+                                          nn.Linear(GAIN_WIDTH, sum(ch for ch, _ in residuals)))
+                nn.init.zeros_(self.gain[-1].weight)
+                nn.init.zeros_(self.gain[-1].bias)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule
@@ -149,10 +168,15 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         Args:
             frames: (b, k, c, h, w) context latents (VP-scaled, as the base model sees its input).
             offsets: (b, k) long, j − i. anchor: (b, k) bool. levels: (b, k) noise level (timestep) of each
-            context frame. mask: (b, k) bool, which of the k slots hold a frame. text: (b, L, d) text tokens.
+            context frame. mask: (b, k) bool, which of the k slots hold a frame. text: (b, L, d) text tokens,
+            or (b, L, 2d) with the word embeddings appended (spatial_text_words).
             drop: (b,) bool, samples whose context is replaced by the null context (guidance, dropout).
         """
         kv = residuals = None
+        text, words = split_text(text, self.config.cross_attention_dim)
+        if self.config.spatial_text_words and words is None:
+            raise VidgenError(f"text: got width {text.shape[-1]}; this adapter's spatial path reads word embeddings, "
+                              f"so it expects width {2 * text.shape[-1]} (VideoPipeline.encode_prompt makes it)")
         keep = None if drop is None else (~drop).to(frames.dtype)
         if self.config.token_path:
             tokens = self.encoder(frames, offsets, anchor, levels, mask, text)  # b ℓ d
@@ -160,10 +184,21 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                 tokens = torch.where(drop[:, None, None], self.null_tokens.to(tokens.dtype), tokens)
             kv = [layer.project_context(tokens) for layer in self.layers]
         if self.config.spatial_path:
-            residuals = self.spatial(frames, offsets, anchor, levels, mask, text)
+            residuals = self.spatial(frames, offsets, anchor, levels, mask,
+                                     words if self.config.spatial_text_words else text)
             if keep is not None:
                 residuals = [r * keep[:, None, None, None] for r in residuals]
         return Context(kv, residuals)
+
+    def scale_residuals(self, residuals: list[torch.Tensor], t) -> list[torch.Tensor]:
+        """`residuals` × (1 + g(t)) per channel with `residual_gain`; unchanged without. t: a timestep or (b,)."""
+        if not self.config.residual_gain:
+            return residuals
+        t = torch.as_tensor(t, device=residuals[0].device).reshape(-1)
+        emb = get_timestep_embedding(t.float(), GAIN_WIDTH, flip_sin_to_cos=True)
+        gains = self.gain(emb.to(self.gain[0].weight.dtype)).to(residuals[0].dtype)
+        gains = gains.split([r.shape[1] for r in residuals], dim=1)
+        return [r * (1 + g[:, :, None, None]) for r, g in zip(residuals, gains)]
 
     @contextlib.contextmanager
     def active(self, context: Context | None):
@@ -175,6 +210,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         finally:
             for proc in self._processors.values():
                 proc.kv = None
+
+
+def split_text(text: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(b, L, width) text tokens → (them, None); (b, L, 2·width) → (text tokens, word embeddings)."""
+    return (text, None) if text.shape[-1] == width else (text[..., :width], text[..., width:])
 
 
 def _short(value) -> str:
@@ -199,9 +239,10 @@ class VideoDenoiser(nn.Module):
         """The base model's output (ε or v, per its `prediction_type`) for `x` given `context`."""
         residuals = None
         if context is not None and context.residuals is not None:
-            residuals = [r.to(x.dtype) for r in context.residuals]  # diffusers pops from this list
+            residuals = self.adapter.scale_residuals([r.to(x.dtype) for r in context.residuals], t)  # (new list:
+            # diffusers pops from it)
         with self.adapter.active(context):
-            return self.unet(x, t, encoder_hidden_states=text,
+            return self.unet(x, t, encoder_hidden_states=split_text(text, self.unet.config.cross_attention_dim)[0],
                              down_intrablock_additional_residuals=residuals).sample
 
     def forward(self, x, t, text, frames, offsets, anchor, levels, mask, drop=None) -> torch.Tensor:
