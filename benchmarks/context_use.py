@@ -3,6 +3,11 @@ context and with the null context, in each mode, per noise-level band.
 
     python benchmarks/context_use.py --adapter models/shapes-adapter --data runs/shapes-train --out runs/adapter
     # --out: the training run's folder, whose latent cache is reused; writes benchmarks/results/context_use.json
+
+With `--frame1`: what knowing the motion is worth to the loss where the motion must start. Every example targets
+frame 1 (context: frame 0 alone, clean), scored three ways per band, in ε and in x₀ (x₀ error = ε error / SNR):
+the real context (frame 0), the null context, and an oracle context that holds frame 1 itself where frame 0
+would be (the motion already applied, so copying it is right). Writes context_use_frame1.json.
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--frame1", action="store_true", help="the frame-1 oracle comparison (see above)")
     args = parser.parse_args()
     config = TrainConfig(model=args.model, data=args.data, out=args.out, num_frames=16, batch_size=args.batch,
                          text_dropout=0, context_dropout=0)
     pipe = VideoPipeline.from_pretrained(args.model, adapter=args.adapter)
     data = prepare_data(config, pipe, (64, 64))
     alphas = pipe.scheduler.alphas_cumprod.float()
+    if args.frame1:
+        return frame1(args, config, pipe, data, alphas)
     results = {}
     for mode, fraction in (("autoregressive", 0.0), ("joint", 1.0)):
         batch = make_batch(data, dataclasses.replace(config, joint_fraction=fraction), alphas, "epsilon",
@@ -59,6 +67,34 @@ def main() -> None:
     out = Path(__file__).parent / "results" / "context_use.json"
     out.write_text(json.dumps({"command": f"python benchmarks/context_use.py --adapter {args.adapter} --data "
                                           f"{args.data} --out {args.out} --batch {args.batch}",
+                               "results": results}, indent=2))
+
+
+def frame1(args, config, pipe, data, alphas) -> None:
+    config = dataclasses.replace(config, joint_fraction=0.0, start_fraction=1.0, context_noise=0)
+    batch = make_batch(data, config, alphas, "epsilon", torch.Generator().manual_seed(123))
+    ctx, t = batch["context"], batch["t"]
+    abar = alphas[t].view(-1, 1, 1, 1)
+    clean = (batch["x_t"] - (1 - abar).sqrt() * batch["target"]) / abar.sqrt()  # the target frame's latent
+    oracle = ctx.frames.clone()
+    oracle[:, 0] = clean  # slot 0 holds frame 0, the only context frame of frame 1
+    contexts = {"frame 0": (ctx.frames, False), "null": (ctx.frames, True), "oracle (frame 1 itself)": (oracle, False)}
+    errors = {}
+    for name, (frames, drop) in contexts.items():
+        with torch.no_grad():
+            pred = pipe.denoiser(batch["x_t"], t, batch["text"], frames, *ctx.as_args()[1:],
+                                 drop=torch.full((args.batch,), drop))
+        errors[name] = F.mse_loss(pred, batch["target"], reduction="none").mean(dim=(1, 2, 3))
+    snr = (abar / (1 - abar)).flatten()
+    results = {}
+    for lo, hi in BANDS + [(0, 1000)]:
+        m = (t >= lo) & (t < hi)
+        results[f"t {lo}-{hi}"] = {name: {"eps": e[m].mean().item(), "x0": (e[m] / snr[m]).mean().item()}
+                                   for name, e in errors.items()}
+    print(json.dumps(results, indent=1))
+    out = Path(__file__).parent / "results" / "context_use_frame1.json"
+    out.write_text(json.dumps({"command": f"python benchmarks/context_use.py --adapter {args.adapter} --data "
+                                          f"{args.data} --out {args.out} --batch {args.batch} --frame1",
                                "results": results}, indent=2))
 
 

@@ -84,8 +84,9 @@ def main() -> None:
         r = results[-1]
         by_speed = {s: np.nanmedian([x for x, v in zip(r["ratios"], r["speeds"]) if v == s])
                     for s in sorted(set(r["speeds"]))}
-        print(f"{adapter} {options or ''}: {r['detected']}/{r['cases']} detected, median {r['median']:.2f}, mean {r['mean']:.2f}, "
-              f"median by speed {({s: round(float(m), 2) for s, m in by_speed.items()})} ({r['seconds']} s)", flush=True)
+        print(f"{adapter} {options or ''}: {r['detected']}/{r['cases']} detected, median {r['median']:.2f}, "
+              f"mean {r['mean']:.2f}, median by speed {({s: round(float(m), 2) for s, m in by_speed.items()})} "
+              f"({r['seconds']} s)", flush=True)
     out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
     out.write_text(json.dumps({"command": "python benchmarks/motion_probe.py " + " ".join(sys.argv[1:]),
                                "results": results}, indent=2))

@@ -28,13 +28,13 @@ def pipe(tiny_model):
 
 
 def perturb(adapter, seed: int = 0) -> None:
-    """Open the zero-initialised gates, heads and residual gain, so that the context changes the output."""
+    """Open the zero-initialised gates and heads, so that the context changes the output."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in adapter.named_parameters():
             if name.endswith("gate"):
                 p.fill_(1.0)
-            elif name.startswith(("spatial.heads", "gain.")):
+            elif name.startswith("spatial.heads"):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
 
 

@@ -39,8 +39,8 @@ def test_untrained_adapter_is_bit_identical_and_detach_restores(unet):
 
 
 @pytest.mark.parametrize("paths", [dict(token_path=True, spatial_path=False), dict(token_path=False),
-                                   dict(), dict(frame_differences=True, spatial_text=True, residual_gain=True)],
-                         ids=["token-only", "spatial-only", "both", "both-with-differences-text-and-gain"])
+                                   dict(), dict(frame_differences=True, spatial_text=True)],
+                         ids=["token-only", "spatial-only", "both", "both-with-differences-and-text"])
 def test_each_path_starts_at_identity_and_changes_the_output(unet, paths):
     x, t, text, ctx = inputs()
     before = unet(x, t, encoder_hidden_states=text).sample
@@ -73,20 +73,6 @@ def test_spatial_text_words_read_the_appended_word_embeddings_and_the_unet_never
         denoiser.adapter.detach()
     with pytest.raises(VidgenError, match="spatial_text_words: got True without spatial_text"):
         VideoAdapter.for_unet(unet, spatial_text_words=True)
-
-
-def test_residual_gain_scales_each_channel_by_a_function_of_the_timestep(unet):
-    adapter = VideoAdapter.for_unet(unet, residual_gain=True)
-    residuals = [torch.randn(2, ch, 4, 4) for ch, _ in adapter.config.residuals]
-    assert all(torch.equal(a, b) for a, b in zip(adapter.scale_residuals(residuals, 500), residuals))  # zero init
-    perturb(adapter)
-    for t in (torch.tensor(900), torch.tensor([10, 900])):
-        scaled = adapter.scale_residuals(residuals, t)
-        for r, s in zip(residuals, scaled):
-            ratio = s / r  # one factor per (sample, channel), the same over the whole map
-            assert torch.allclose(ratio, ratio[:, :, :1, :1].expand_as(ratio), rtol=1e-4)
-    low, high = adapter.scale_residuals(residuals, torch.tensor([10, 900]))[0]
-    assert not torch.allclose(low / residuals[0][0], high / residuals[0][1])
 
 
 def test_frame_differences_pair_each_frame_with_its_farther_neighbour():
@@ -171,7 +157,8 @@ def test_cached_context_equals_recomputing_it_every_step(pipe):
         videos = []
         for cache in (True, False):
             model = frame_model(denoiser, text, null, Guidance(3.0, 1.5), cache=cache)
-            frames = sample_autoregressive(model, make_scheduler(pipe.scheduler, "dpm++"), (1, 4, 16, 16), 4, 3, window=2,
+            scheduler = make_scheduler(pipe.scheduler, "dpm++")
+            frames = sample_autoregressive(model, scheduler, (1, 4, 16, 16), 4, 3, window=2,
                                            generator=torch.Generator().manual_seed(0))
             videos.append(torch.stack(list(frames)))
         assert torch.equal(videos[0], videos[1])

@@ -13,14 +13,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
-from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
 
 from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
 from .context import ContextEncoder, SpatialEncoder
 from .errors import VidgenError
-
-GAIN_WIDTH = 64  # timestep embedding width of the residual gain (residual_gain)
 
 
 def attention_spec(unet) -> list[list]:
@@ -78,10 +75,6 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             input word embeddings (token + position, appended to the text along the feature axis: see
             `VideoPipeline.encode_prompt`) instead of its output, in which a base trained on single images may
             barely tell motion words apart.
-        residual_gain (bool, default False): each spatial residual is scaled per channel by 1 + g(t), a learned
-            (zero-initialised) function of the denoising step's timestep, so that the layout can push hard at
-            high noise, where the base model has nothing to go on, and softly at low noise; the residuals
-            themselves stay computed once per frame.
     """
 
     @register_to_config
@@ -89,7 +82,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
                  spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False,
-                 residual_gain: bool = False, spatial_text_words: bool = False):
+                 spatial_text_words: bool = False):
         super().__init__()
         if not (token_path or spatial_path):
             raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
@@ -104,11 +97,6 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None)
-            if residual_gain:
-                self.gain = nn.Sequential(nn.Linear(GAIN_WIDTH, GAIN_WIDTH), nn.SiLU(),
-                                          nn.Linear(GAIN_WIDTH, sum(ch for ch, _ in residuals)))
-                nn.init.zeros_(self.gain[-1].weight)
-                nn.init.zeros_(self.gain[-1].bias)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule
@@ -190,16 +178,6 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                 residuals = [r * keep[:, None, None, None] for r in residuals]
         return Context(kv, residuals)
 
-    def scale_residuals(self, residuals: list[torch.Tensor], t) -> list[torch.Tensor]:
-        """`residuals` × (1 + g(t)) per channel with `residual_gain`; unchanged without. t: a timestep or (b,)."""
-        if not self.config.residual_gain:
-            return residuals
-        t = torch.as_tensor(t, device=residuals[0].device).reshape(-1)
-        emb = get_timestep_embedding(t.float(), GAIN_WIDTH, flip_sin_to_cos=True)
-        gains = self.gain(emb.to(self.gain[0].weight.dtype)).to(residuals[0].dtype)
-        gains = gains.split([r.shape[1] for r in residuals], dim=1)
-        return [r * (1 + g[:, :, None, None]) for r, g in zip(residuals, gains)]
-
     @contextlib.contextmanager
     def active(self, context: Context | None):
         """Within the block, the attached processors use `context`'s cached keys/values."""
@@ -239,8 +217,7 @@ class VideoDenoiser(nn.Module):
         """The base model's output (ε or v, per its `prediction_type`) for `x` given `context`."""
         residuals = None
         if context is not None and context.residuals is not None:
-            residuals = self.adapter.scale_residuals([r.to(x.dtype) for r in context.residuals], t)  # (new list:
-            # diffusers pops from it)
+            residuals = [r.to(x.dtype) for r in context.residuals]  # diffusers pops from this list
         with self.adapter.active(context):
             return self.unet(x, t, encoder_hidden_states=split_text(text, self.unet.config.cross_attention_dim)[0],
                              down_intrablock_additional_residuals=residuals).sample

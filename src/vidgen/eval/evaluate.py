@@ -60,11 +60,12 @@ def summarize(scores: list[dict]) -> dict:
     if not scores:
         return {m: float("nan") for m in METRICS} | {"videos": 0}
     weights = np.array([max(s["object_frames"], 1) for s in scores], float)
+    found = weights * np.nan_to_num([s.get("found", np.nan) for s in scores])  # object-frames with the object
     summary = {}
     for m in METRICS:
         values = np.array([s.get(m, np.nan) for s in scores], float)  # reports older than a metric lack it
         ok = np.isfinite(values)
-        w = weights * np.nan_to_num([s.get("found", np.nan) for s in scores]) if m == "trajectory_rmse_found" else weights
+        w = found if m == "trajectory_rmse_found" else weights
         ok &= w > 0
         if m.startswith("trajectory_rmse"):  # pool squared errors, then root
             summary[m] = float(np.sqrt(np.average(values[ok] ** 2, weights=w[ok]))) if ok.any() else np.nan
