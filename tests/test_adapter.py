@@ -39,8 +39,8 @@ def test_untrained_adapter_is_bit_identical_and_detach_restores(unet):
 
 
 @pytest.mark.parametrize("paths", [dict(token_path=True, spatial_path=False), dict(token_path=False),
-                                   dict(), dict(frame_differences=True, spatial_text=True)],
-                         ids=["token-only", "spatial-only", "both", "both-with-differences-and-text"])
+                                   dict(), dict(frame_differences=True, spatial_text=True, spatial_flow=True)],
+                         ids=["token-only", "spatial-only", "both", "both-with-differences-text-and-flow"])
 def test_each_path_starts_at_identity_and_changes_the_output(unet, paths):
     x, t, text, ctx = inputs()
     before = unet(x, t, encoder_hidden_states=text).sample
@@ -73,6 +73,31 @@ def test_spatial_text_words_read_the_appended_word_embeddings_and_the_unet_never
         denoiser.adapter.detach()
     with pytest.raises(VidgenError, match="spatial_text_words: got True without spatial_text"):
         VideoAdapter.for_unet(unet, spatial_text_words=True)
+
+
+def test_warp_shifts_by_whole_pixels_exactly_and_by_fractions_linearly():
+    from vidgen.context import warp
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    flow = torch.zeros(2, 2, 8, 8)
+    assert torch.allclose(warp(x, flow), x, atol=1e-6)
+    flow[:, 0] = 1.0  # sample one pixel to the right: the content moves left
+    assert torch.allclose(warp(x, flow)[..., :-1], x[..., 1:], atol=1e-5)
+    assert torch.allclose(warp(x, flow)[..., -1], x[..., -1], atol=1e-5)  # edges repeat
+    flow[:, 0], flow[:, 1] = 0.0, 0.25
+    assert torch.allclose(warp(x, flow)[..., :-1, :], 0.75 * x[..., :-1, :] + 0.25 * x[..., 1:, :], atol=1e-5)
+
+
+def test_spatial_flow_starts_still_and_its_displacement_moves_the_residuals():
+    from vidgen.context import SpatialEncoder
+    enc, plain = SpatialEncoder(4, 8, [(8, 1)], 4, flow=True), SpatialEncoder(4, 8, [(8, 1)], 4)
+    torch.nn.init.normal_(enc.heads[0].weight)
+    plain.load_state_dict(enc.state_dict(), strict=False)  # the same weights, no flow head
+    ctx = inputs()[3]
+    still = enc(*ctx.as_args())[0]
+    assert torch.allclose(still, plain(*ctx.as_args())[0], atol=1e-5)
+    with torch.no_grad():
+        enc.flow[-1].bias[0] = 1.0  # one latent pixel along x everywhere
+    assert (enc(*ctx.as_args())[0] - still).abs().max() > 1e-3
 
 
 def test_frame_differences_pair_each_frame_with_its_farther_neighbour():

@@ -75,6 +75,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             input word embeddings (token + position, appended to the text along the feature axis: see
             `VideoPipeline.encode_prompt`) instead of its output, in which a base trained on single images may
             barely tell motion words apart.
+        spatial_flow (bool, default False): the spatial path warps its pooled map by a displacement field it
+            predicts (zero-initialised, context.py), so that moving an object is one number per place.
     """
 
     @register_to_config
@@ -82,7 +84,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
                  spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False,
-                 spatial_text_words: bool = False):
+                 spatial_text_words: bool = False, spatial_flow: bool = False):
         super().__init__()
         if not (token_path or spatial_path):
             raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
@@ -96,7 +98,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                                         for _, q, inner, h in attn_layers)
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
-                                          frame_differences, cross_attention_dim if spatial_text else None)
+                                          frame_differences, cross_attention_dim if spatial_text else None,
+                                          spatial_flow)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule

@@ -12,7 +12,9 @@ the first-order extrapolation of a small motion, so carrying a frame on costs th
 instead of a learned negative weight between pooled frames (which the pooling, with positive weights, lacks).
 With `text_dim`, the pooled map is also modulated by the caption (a few learned attention poolings of its
 tokens), so that a caption's motion can move the object from a context that has no velocity yet (the second
-frame of a video sees only the first).
+frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
+zero-initialised head predicts from it (after the text modulation), so that a shift is one number per place
+rather than a pattern of feature channels.
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -119,6 +121,17 @@ def frame_differences(frames, offsets, mask) -> torch.Tensor:
     return (frames - neighbour) * match.any(dim=2).to(frames.dtype)[..., None, None, None]
 
 
+def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """x (b, d, h, w) sampled at p + flow(p) (flow (b, 2, h, w) in pixels, (dx, dy)), bilinear, edges repeated."""
+    b, _, h, w = x.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
+                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
+    gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1
+    gy = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
+    grid = torch.stack([gx, gy], dim=-1)  # b h w 2, in [-1, 1] (align_corners=True)
+    return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 TEXT_QUERIES = 4  # learned poolings of the caption's tokens that modulate the spatial path (spatial_text)
 
 
@@ -126,8 +139,14 @@ class SpatialEncoder(nn.Module):
     """Context frames → zero-initialised residuals, one per entry of `residuals` = [(channels, stride), ...]."""
 
     def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
-                 differences: bool = False, text_dim: int | None = None):
+                 differences: bool = False, text_dim: int | None = None, flow: bool = False):
         super().__init__()
+        self.flow = None
+        if flow:  # zero-initialised: no displacement until trained
+            self.flow = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+                                      nn.Conv2d(width, 2, 3, padding=1))
+            nn.init.zeros_(self.flow[-1].weight)
+            nn.init.zeros_(self.flow[-1].bias)
         self.differences = differences
         self.text_film = None
         if text_dim is not None:  # zero-initialised: pooling starts as the mean, modulation as identity
@@ -173,6 +192,8 @@ class SpatialEncoder(nn.Module):
         if self.text_film is not None:
             scale, shift = self.text_film(self.pool_text(text).to(pooled.dtype)).chunk(2, dim=-1)
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
+        if self.flow is not None:
+            pooled = warp(pooled, self.flow(pooled).to(pooled.dtype))
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]
         for level, down in enumerate(self.down, start=1):

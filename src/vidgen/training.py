@@ -73,13 +73,14 @@ class TrainConfig:
     frame_differences: bool = True  # adapter: the spatial path also sees neighbouring frames' differences
     spatial_text: bool = False  # adapter: the spatial path is also modulated by the text (not yet shown to help)
     spatial_text_words: bool = False  # adapter: with spatial_text, read the text encoder's input word embeddings
+    spatial_flow: bool = False  # adapter: the spatial path warps its pooled map by a predicted displacement field
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
     # what a checkpoint saved before a field existed was trained with
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
-              "init_adapter": None, "loss_weighting": "none"}
+              "init_adapter": None, "loss_weighting": "none", "spatial_flow": False}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -103,7 +104,7 @@ class TrainConfig:
         return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
                     token_path=self.token_path, spatial_path=self.spatial_path,
                     frame_differences=self.frame_differences, spatial_text=self.spatial_text,
-                    spatial_text_words=self.spatial_text_words)
+                    spatial_text_words=self.spatial_text_words, spatial_flow=self.spatial_flow)
 
 
 @dataclass
