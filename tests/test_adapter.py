@@ -118,15 +118,29 @@ def test_text_pooling_starts_as_the_mean_and_a_query_can_pick_one_word():
     from vidgen.context import TEXT_QUERIES, SpatialEncoder
     enc = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6)
     text = torch.randn(3, 5, 6)
-    assert torch.allclose(enc.pool_text(text), text.mean(dim=1).repeat(1, TEXT_QUERIES), atol=1e-6)
-    word = torch.zeros(6)
-    word[2] = 1.0
-    text[:, 3] = 50 * word  # one token stands out along the first query's direction
+    normed = torch.nn.functional.layer_norm(text, (6,), eps=1e-6)  # each token: zero mean, unit variance
+    assert torch.allclose(enc.pool_text(text), normed.mean(dim=1).repeat(1, TEXT_QUERIES), atol=1e-5)
+    assert torch.allclose(enc.pool_text(0.1 * text), enc.pool_text(text), atol=1e-3)  # scale does not count
+    word = torch.tensor([-1.0, -1.0, 5.0, -1.0, -1.0, -1.0])
+    text[:, 3] = word  # one token stands out along the first query's direction
+    normed = torch.nn.functional.layer_norm(text, (6,), eps=1e-6)
     with torch.no_grad():
-        enc.text_queries[0] = 20 * word
+        enc.text_queries[0] = 100 * word
     pooled = enc.pool_text(text).view(3, TEXT_QUERIES, 6)
-    assert torch.allclose(pooled[:, 0], text[:, 3], atol=1e-4)  # the first query reads that word alone
-    assert torch.allclose(pooled[:, 1], text.mean(dim=1), atol=1e-5)  # the others still average
+    assert torch.allclose(pooled[:, 0], normed[:, 3], atol=1e-3)  # the first query reads that word alone
+    assert torch.allclose(pooled[:, 1], normed.mean(dim=1), atol=1e-5)  # the others still average
+
+
+def test_the_caption_displaces_the_spatial_path_linearly_through_text_flow():
+    from vidgen.context import SpatialEncoder
+    enc = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, flow=True)
+    torch.nn.init.normal_(enc.heads[0].weight)
+    ctx = inputs()[3]
+    left, right = torch.randn(2, 5, 6), torch.randn(2, 5, 6)
+    assert torch.equal(enc(*ctx.as_args(), left)[0], enc(*ctx.as_args(), right)[0])  # zero-initialised
+    with torch.no_grad():
+        enc.text_flow.weight[0, 0] = 5.0  # a feature of the pooled words → a displacement along x
+    assert (enc(*ctx.as_args(), left)[0] - enc(*ctx.as_args(), right)[0]).abs().max() > 1e-3
 
 
 def test_only_adapter_parameters_train_and_none_enter_the_unet_state(unet):

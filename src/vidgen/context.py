@@ -13,8 +13,8 @@ instead of a learned negative weight between pooled frames (which the pooling, w
 With `text_dim`, the pooled map is also modulated by the caption (a few learned attention poolings of its
 tokens), so that a caption's motion can move the object from a context that has no velocity yet (the second
 frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
-zero-initialised head predicts from it (after the text modulation), so that a shift is one number per place
-rather than a pattern of feature channels.
+zero-initialised head predicts from it (after the text modulation), plus, with text, one displacement read off
+the caption linearly, so that a shift is one number per place rather than a pattern of feature channels.
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -154,6 +154,10 @@ class SpatialEncoder(nn.Module):
             self.text_film = nn.Linear(TEXT_QUERIES * text_dim, 2 * width)
             nn.init.zeros_(self.text_film.weight)
             nn.init.zeros_(self.text_film.bias)
+            if flow:  # the caption's own displacement, the same everywhere: words → shift in one linear step
+                self.text_flow = nn.Linear(TEXT_QUERIES * text_dim, 2)
+                nn.init.zeros_(self.text_flow.weight)
+                nn.init.zeros_(self.text_flow.bias)
         stem_in = 2 * in_channels if differences else in_channels
         self.stem = nn.Sequential(nn.Conv2d(stem_in, width, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(width, width, 3, padding=1))
@@ -172,8 +176,11 @@ class SpatialEncoder(nn.Module):
 
     def pool_text(self, text: torch.Tensor) -> torch.Tensor:
         """(b, L, text_dim) → (b, TEXT_QUERIES · text_dim): each learned query's softmax-weighted sum of the
-        tokens, so the modulation can pick the words that matter (a motion word moves the mean of a caption's
-        tokens by about 2%: the mean alone all but hides it)."""
+        tokens, each token first normalised to zero mean and unit variance over its features, so that a word
+        counts by what it is, not by how large its embedding grew (input word embeddings of words a base never
+        needed stay at their initial size, ~0.2). A motion word moves the mean of a caption's encoder outputs by
+        about 2%: the mean alone all but hides it, a query can pick it out."""
+        text = nn.functional.layer_norm(text, text.shape[-1:], eps=1e-6)
         weights = torch.softmax(torch.einsum("qd,bld->bql", self.text_queries.to(text.dtype), text)
                                 / math.sqrt(text.shape[-1]), dim=-1)
         return torch.einsum("bql,bld->bqd", weights, text).flatten(1)
@@ -190,10 +197,14 @@ class SpatialEncoder(nn.Module):
         weights = torch.softmax(logits, dim=1).nan_to_num(0.0)  # a sample with no context frame pools to zero
         pooled = torch.einsum("bk,bkdhw->bdhw", weights, feats)
         if self.text_film is not None:
-            scale, shift = self.text_film(self.pool_text(text).to(pooled.dtype)).chunk(2, dim=-1)
+            words = self.pool_text(text).to(pooled.dtype)
+            scale, shift = self.text_film(words).chunk(2, dim=-1)
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
         if self.flow is not None:
-            pooled = warp(pooled, self.flow(pooled).to(pooled.dtype))
+            flow = self.flow(pooled)
+            if self.text_film is not None:
+                flow = flow + self.text_flow(words)[..., None, None]
+            pooled = warp(pooled, flow.to(pooled.dtype))
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]
         for level, down in enumerate(self.down, start=1):
