@@ -7,7 +7,8 @@ context and with the null context, in each mode, per noise-level band.
 With `--frame1`: what knowing the motion is worth to the loss where the motion must start. Every example targets
 frame 1 (context: frame 0 alone, clean), scored three ways per band, in ε and in x₀ (x₀ error = ε error / SNR):
 the real context (frame 0), the null context, and an oracle context that holds frame 1 itself where frame 0
-would be (the motion already applied, so copying it is right). Writes context_use_frame1.json.
+would be (the motion already applied, so copying it is right) — given to both paths, or to one path while the
+other sees frame 0 (which path carries the layout). Writes context_use_frame1.json.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from vidgen import VideoPipeline  # noqa: E402
+from vidgen.adapter import Context  # noqa: E402
 from vidgen.training import TrainConfig, make_batch, prepare_data  # noqa: E402
 from common import cli  # noqa: E402
 
@@ -78,12 +80,18 @@ def frame1(args, config, pipe, data, alphas) -> None:
     clean = (batch["x_t"] - (1 - abar).sqrt() * batch["target"]) / abar.sqrt()  # the target frame's latent
     oracle = ctx.frames.clone()
     oracle[:, 0] = clean  # slot 0 holds frame 0, the only context frame of frame 1
-    contexts = {"frame 0": (ctx.frames, False), "null": (ctx.frames, True), "oracle (frame 1 itself)": (oracle, False)}
+    real = (ctx.frames, ctx.frames)  # (what the token path sees, what the spatial path sees)
+    contexts = {"frame 0": (real, False), "null": (real, True), "oracle (frame 1 itself)": ((oracle, oracle), False),
+                "oracle, token path only": ((oracle, ctx.frames), False),
+                "oracle, spatial path only": ((ctx.frames, oracle), False)}
+    adapter = pipe.denoiser.adapter
     errors = {}
-    for name, (frames, drop) in contexts.items():
+    for name, ((token_frames, spatial_frames), drop) in contexts.items():
+        drop = torch.full((args.batch,), drop)
         with torch.no_grad():
-            pred = pipe.denoiser(batch["x_t"], t, batch["text"], frames, *ctx.as_args()[1:],
-                                 drop=torch.full((args.batch,), drop))
+            token, spatial = (adapter.encode(f, *ctx.as_args()[1:], batch["text"], drop)
+                              for f in (token_frames, spatial_frames))
+            pred = pipe.denoiser.predict(batch["x_t"], t, batch["text"], Context(token.kv, spatial.residuals))
         errors[name] = F.mse_loss(pred, batch["target"], reduction="none").mean(dim=(1, 2, 3))
     snr = (abar / (1 - abar)).flatten()
     results = {}
