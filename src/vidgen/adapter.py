@@ -76,7 +76,9 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             `VideoPipeline.encode_prompt`) instead of its output, in which a base trained on single images may
             barely tell motion words apart.
         spatial_flow (bool, default False): the spatial path warps its pooled map by a displacement field it
-            predicts (zero-initialised, context.py), so that moving an object is one number per place.
+            predicts (zero-initialised, context.py) plus, with spatial_text, one displacement read off the caption,
+            so that moving an object is one number per place; the first option that starts a motion from the
+            caption (model card).
     """
 
     @register_to_config

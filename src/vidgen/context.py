@@ -123,7 +123,7 @@ def frame_differences(frames, offsets, mask) -> torch.Tensor:
 
 def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """x (b, d, h, w) sampled at p + flow(p) (flow (b, 2, h, w) in pixels, (dx, dy)), bilinear, edges repeated."""
-    b, _, h, w = x.shape
+    h, w = x.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
                             torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
     gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1
