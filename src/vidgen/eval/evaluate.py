@@ -60,10 +60,10 @@ def summarize(scores: list[dict]) -> dict:
     if not scores:
         return {m: float("nan") for m in METRICS} | {"videos": 0}
     weights = np.array([max(s["object_frames"], 1) for s in scores], float)
-    found = weights * np.nan_to_num([s.get("found", np.nan) for s in scores])  # object-frames with the object
+    found = weights * np.nan_to_num([s["found"] for s in scores])  # object-frames with the object
     summary = {}
     for m in METRICS:
-        values = np.array([s.get(m, np.nan) for s in scores], float)  # reports older than a metric lack it
+        values = np.array([s[m] for s in scores], float)
         ok = np.isfinite(values)
         w = found if m == "trajectory_rmse_found" else weights
         ok &= w > 0
