@@ -131,7 +131,7 @@ def test_text_pooling_starts_as_the_mean_and_a_query_can_pick_one_word():
     assert torch.allclose(pooled[:, 1], normed.mean(dim=1), atol=1e-5)  # the others still average
 
 
-def test_the_caption_displaces_the_spatial_path_linearly_through_text_flow():
+def test_the_caption_displaces_the_spatial_path_through_text_flow():
     from vidgen.context import SpatialEncoder
     enc = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, flow=True)
     torch.nn.init.normal_(enc.heads[0].weight)
@@ -139,8 +139,31 @@ def test_the_caption_displaces_the_spatial_path_linearly_through_text_flow():
     left, right = torch.randn(2, 5, 6), torch.randn(2, 5, 6)
     assert torch.equal(enc(*ctx.as_args(), left)[0], enc(*ctx.as_args(), right)[0])  # zero-initialised
     with torch.no_grad():
-        enc.text_flow.weight[0, 0] = 5.0  # a feature of the pooled words → a displacement along x
+        enc.text_flow[-1].weight[0] = 5.0  # the words' hidden features → a displacement along x
     assert (enc(*ctx.as_args(), left)[0] - enc(*ctx.as_args(), right)[0]).abs().max() > 1e-3
+
+
+def test_text_flow_reads_a_shift_as_direction_times_speed_which_no_linear_read_can():
+    """Pooled captions are means of word vectors: direction (left/right) + speed (slow/fast). The shift wanted,
+    ±1 or ±3 px, is their product; the best linear read misses it by 1 px RMS (exactly), text_flow learns it."""
+    from vidgen.context import TEXT_QUERIES, SpatialEncoder
+    torch.manual_seed(0)
+    enc = SpatialEncoder(4, 16, [(8, 1)], 4, text_dim=6, flow=True)
+    words = torch.nn.functional.layer_norm(torch.randn(4, 6), (6,))  # left, right, slow, fast
+    pooled = torch.stack([(words[d] + words[2 + s]) / 2 for d in (0, 1) for s in (0, 1)]).repeat(1, TEXT_QUERIES)
+    want = torch.tensor([[-1.0, 0], [-3, 0], [1, 0], [3, 0]])
+    design = torch.cat([pooled, torch.ones(4, 1)], dim=1).double()
+    linear = (design @ torch.linalg.pinv(design, rtol=1e-5) @ want.double()).float()  # best affine read (the 4 pooled
+    # captions are affinely dependent: LS − LF − RS + RF = 0, so a read gives 0 where the shifts give 4; rtol drops the
+    # float32 rounding of that zero)
+    assert torch.allclose((linear - want).square().mean(0).sqrt()[0], torch.tensor(1.0), atol=1e-4)
+    opt = torch.optim.Adam(enc.text_flow.parameters(), lr=1e-2)
+    for _ in range(500):
+        opt.zero_grad()
+        loss = (enc.text_flow(pooled) - want).square().mean()
+        loss.backward()
+        opt.step()
+    assert (enc.text_flow(pooled) - want).square().mean(0).sqrt().max() < 0.05
 
 
 def test_only_adapter_parameters_train_and_none_enter_the_unet_state(unet):

@@ -14,7 +14,8 @@ With `text_dim`, the pooled map is also modulated by the caption (a few learned 
 tokens), so that a caption's motion can move the object from a context that has no velocity yet (the second
 frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
 zero-initialised head predicts from it (after the text modulation), plus, with text, one displacement read off
-the caption linearly, so that a shift is one number per place rather than a pattern of feature channels.
+the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
+so that a shift is one number per place rather than a pattern of feature channels.
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -154,10 +155,12 @@ class SpatialEncoder(nn.Module):
             self.text_film = nn.Linear(TEXT_QUERIES * text_dim, 2 * width)
             nn.init.zeros_(self.text_film.weight)
             nn.init.zeros_(self.text_film.bias)
-            if flow:  # the caption's own displacement, the same everywhere: words → shift in one linear step
-                self.text_flow = nn.Linear(TEXT_QUERIES * text_dim, 2)
-                nn.init.zeros_(self.text_flow.weight)
-                nn.init.zeros_(self.text_flow.bias)
+            if flow:  # the caption's own displacement, the same everywhere. Not linear: a shift is direction ×
+                # speed, which no linear read of pooled words (a sum over words) can form
+                self.text_flow = nn.Sequential(nn.Linear(TEXT_QUERIES * text_dim, width), nn.SiLU(),
+                                               nn.Linear(width, 2))
+                nn.init.zeros_(self.text_flow[-1].weight)
+                nn.init.zeros_(self.text_flow[-1].bias)
         stem_in = 2 * in_channels if differences else in_channels
         self.stem = nn.Sequential(nn.Conv2d(stem_in, width, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(width, width, 3, padding=1))
