@@ -40,8 +40,8 @@ def probe_cases(folder: Path, num_videos: int, targets: list[int]) -> list[dict]
     return cases
 
 
-def run(adapter: str, cases: list[dict], seed: int, options: dict) -> dict:
-    pipe = VideoPipeline.from_pretrained(adapter=adapter)
+def run(model: str | None, adapter: str, cases: list[dict], seed: int, options: dict) -> dict:
+    pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
     ratios, start = [], time.perf_counter()
     for case in cases:
         i, axis, c = case["i"], case["axis"], case["centres"]
@@ -67,6 +67,7 @@ def setting_value(field: str, value: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="the base model (default: the shipped one)")
     parser.add_argument("--adapter", nargs="+", required=True)
     parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
     parser.add_argument("--videos", type=int, default=12)
@@ -80,13 +81,13 @@ def main() -> None:
     results = []
     settings = [setting_value(*setting.split("=", 1)) for setting in args.set] or [{}]
     for adapter, options in [(a, o) for a in args.adapter for o in settings]:
-        results.append(run(adapter, cases, args.seed, options))
+        results.append(run(args.model, adapter, cases, args.seed, options))
         r = results[-1]
         by_speed = {s: np.nanmedian([x for x, v in zip(r["ratios"], r["speeds"]) if v == s])
                     for s in sorted(set(r["speeds"]))}
         print(f"{adapter} {options or ''}: {r['detected']}/{r['cases']} detected, median {r['median']:.2f}, "
-              f"mean {r['mean']:.2f}, median by speed {({s: round(float(m), 2) for s, m in by_speed.items()})} "
-              f"({r['seconds']} s)", flush=True)
+              f"mean {r['mean']:.2f}, median by speed {({s: round(float(m), 2) for s, m in by_speed.items()})}, "
+              f"right direction {np.mean(np.array(r['ratios']) > 0):.0%} ({r['seconds']} s)", flush=True)
     out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
     out.write_text(json.dumps({"command": "python benchmarks/motion_probe.py " + " ".join(sys.argv[1:]),
                                "results": results}, indent=2))
