@@ -149,7 +149,7 @@ class SpatialEncoder(nn.Module):
             nn.init.zeros_(self.flow[-1].weight)
             nn.init.zeros_(self.flow[-1].bias)
         self.differences = differences
-        self.text_film = None
+        self.text_film = self.text_flow = None
         if text_dim is not None:  # zero-initialised: pooling starts as the mean, modulation as identity
             self.text_queries = nn.Parameter(torch.zeros(TEXT_QUERIES, text_dim))
             self.text_film = nn.Linear(TEXT_QUERIES * text_dim, 2 * width)
@@ -205,7 +205,7 @@ class SpatialEncoder(nn.Module):
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
         if self.flow is not None:
             flow = self.flow(pooled)
-            if self.text_film is not None:
+            if self.text_flow is not None:
                 flow = flow + self.text_flow(words)[..., None, None]
             pooled = warp(pooled, flow.to(pooled.dtype))
         pyramid = {1: self.mix(pooled)}
