@@ -58,7 +58,7 @@ def main() -> None:
         for drop in (False, True):
             with torch.no_grad():
                 pred = pipe.denoiser(batch["x_t"], batch["t"], batch["text"], *ctx.as_args(),
-                                     drop=torch.full((args.batch,), drop))
+                                     drop=torch.full((args.batch,), drop))[0]
             errors[drop] = F.mse_loss(pred, batch["target"], reduction="none").mean(dim=(1, 2, 3))
         results[mode] = {f"t {lo}-{hi}": {"with context": errors[False][m].mean().item(),
                                           "null context": errors[True][m].mean().item()}

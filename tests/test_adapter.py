@@ -93,11 +93,11 @@ def test_spatial_flow_starts_still_and_its_displacement_moves_the_residuals():
     torch.nn.init.normal_(enc.heads[0].weight)
     plain.load_state_dict(enc.state_dict(), strict=False)  # the same weights, no flow head
     ctx = inputs()[3]
-    still = enc(*ctx.as_args())[0]
-    assert torch.allclose(still, plain(*ctx.as_args())[0], atol=1e-5)
+    still = enc(*ctx.as_args())[0][0]
+    assert torch.allclose(still, plain(*ctx.as_args())[0][0], atol=1e-5)
     with torch.no_grad():
         enc.flow[-1].bias[0] = 1.0  # one latent pixel along x everywhere
-    assert (enc(*ctx.as_args())[0] - still).abs().max() > 1e-3
+    assert (enc(*ctx.as_args())[0][0] - still).abs().max() > 1e-3
 
 
 def test_frame_differences_pair_each_frame_with_its_farther_neighbour():
@@ -137,10 +137,10 @@ def test_the_caption_displaces_the_spatial_path_through_text_flow():
     torch.nn.init.normal_(enc.heads[0].weight)
     ctx = inputs()[3]
     left, right = torch.randn(2, 5, 6), torch.randn(2, 5, 6)
-    assert torch.equal(enc(*ctx.as_args(), left)[0], enc(*ctx.as_args(), right)[0])  # zero-initialised
+    assert torch.equal(enc(*ctx.as_args(), left)[0][0], enc(*ctx.as_args(), right)[0][0])  # zero-initialised
     with torch.no_grad():
         enc.text_flow[-1].weight[0] = 5.0  # the words' hidden features → a displacement along x
-    assert (enc(*ctx.as_args(), left)[0] - enc(*ctx.as_args(), right)[0]).abs().max() > 1e-3
+    assert (enc(*ctx.as_args(), left)[0][0] - enc(*ctx.as_args(), right)[0][0]).abs().max() > 1e-3
 
 
 def test_text_flow_reads_a_shift_as_direction_times_speed_which_no_linear_read_can():
@@ -175,7 +175,7 @@ def test_only_adapter_parameters_train_and_none_enter_the_unet_state(unet):
     assert not any(n.startswith("adapter") or "gate" in n for n in unet.state_dict())
     x, t, text, ctx = inputs()
     perturb(denoiser.adapter)
-    denoiser(x, t, text, *ctx.as_args()).square().mean().backward()
+    denoiser(x, t, text, *ctx.as_args())[0].square().mean().backward()
     assert all(p.grad is None for p in unet.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.adapter.parameters())
 

@@ -107,6 +107,8 @@ def test_image_to_video_and_continuation_open_with_the_given_frames(live_pipe, t
     (dict(num_frames=0), "num_frames"), (dict(height=30), "height"), (dict(num_inference_steps=0), "steps"),
     (dict(guidance_scale=-1.0), "guidance_scale"), (dict(mode="diagonal"), "mode"),
     (dict(scheduler="pndm"), "scheduler"), (dict(start="middle"), "start"), (dict(bogus=1), "options"),
+    (dict(strength=0.0), "strength"), (dict(strength=1.5), "strength"),
+    (dict(start="carry"), "'carry' needs one trained with spatial_flow"),
 ])
 def test_bad_options_are_clear_errors(pipe, options, match):
     with pytest.raises(VidgenError, match=match):

@@ -152,3 +152,30 @@ def test_catches_wrong_context_frame(monkeypatch):
     monkeypatch.setattr(sampling.FrameContext, "make", classmethod(
         lambda cls, frames, indices, target, levels, k=None: real(cls, frames.flip(1), indices, target, levels, k)))
     assert violations(run_autoregressive, SCHEDULERS["ddim"](), ar_truth()) != []
+
+
+def test_carry_start_with_strength_runs_the_last_steps_from_the_carried_frame():
+    """A model that predicts no noise makes DDIM return x_first / α_first: frame 1, started from its denoiser's
+    carried guess at step `first_step(4, 0.5)` = 2, comes out as carry(frame 0) + (σ/α at that step) · z, with z
+    the second draw of the generator; frame 0 (no guess) runs all four steps."""
+    scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=True)  # ends at α = 1
+    calls = []
+
+    def frame_model(ctx):
+        def denoiser(x, t):
+            calls.append((int(ctx.offsets.shape[1]), int(t)))
+            return torch.zeros_like(x)
+        denoiser.carry = lambda previous: 2 * previous + 1
+        return denoiser
+
+    shape = (1, 1, 2, 2)
+    frames = list(sampling.sample_autoregressive(frame_model, scheduler, shape, 2, 4, start=sampling.Start.CARRY,
+                                                 strength=0.5, generator=torch.Generator().manual_seed(0)))
+    scheduler.set_timesteps(4)
+    steps = scheduler.timesteps.tolist()
+    assert sampling.first_step(4, 0.5) == 2 and calls == [(0, t) for t in steps] + [(1, t) for t in steps[2:]]
+    gen = torch.Generator().manual_seed(0)
+    torch.randn(shape, generator=gen)  # frame 0's draw
+    z = torch.randn(shape, generator=gen)
+    a, s = alpha_sigma(scheduler, steps[2])
+    assert torch.allclose(frames[1], 2 * frames[0] + 1 + s / a * z, atol=1e-5)

@@ -39,7 +39,7 @@ def test_fixed_batch_loss_goes_down(pipe, tiny_model, video_folder, tmp_path):
     opt = torch.optim.AdamW(denoiser.adapter.parameters(), lr=3e-3)
     losses = []
     for _ in range(60):
-        loss = loss_fn(denoiser, batch, "cpu", torch.float32)
+        loss = loss_fn(denoiser, batch, "cpu", torch.float32)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -191,3 +191,38 @@ def test_x0_loss_weighting_is_the_x0_error(pipe, tiny_model, video_folder, tmp_p
     assert uncapped.sum() >= 4 and (~uncapped).any()
     assert torch.allclose(got[uncapped], want[uncapped], rtol=1e-3)
     assert (got[~uncapped] < want[~uncapped]).all()
+
+
+def test_flow_loss_is_exact_at_the_true_displacement(pipe, tiny_model, video_folder, tmp_path):
+    """Clips whose frames shift one latent pixel right per frame (circularly): a displacement of exactly −1 px
+    along x carries each previous frame onto its target everywhere but the first column (the warp repeats the
+    edge where the roll wraps), so the flow loss is that column's error and no displacement does better."""
+    from diffusers import UNet2DConditionModel
+
+    from vidgen import VideoAdapter, VideoDenoiser
+    from vidgen.training import TrainingData
+
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, joint_fraction=0.5, context_noise=0,
+                 spatial_flow=True, flow_loss=1.0)
+    unet = UNet2DConditionModel.from_config(pipe.denoiser.unet.config)
+    denoiser = VideoDenoiser(unet, VideoAdapter.for_unet(unet, num_tokens=4, width=32, spatial_flow=True))
+    base = torch.randn(3, 1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    latents = torch.cat([base.roll(j, dims=-1) for j in range(4)], dim=1)  # frame j: base moved j px right
+    text = pipe.encode_prompt("a clip")
+    data = TrainingData(latents, torch.zeros(3, dtype=torch.long), text, pipe.encode_prompt(""))
+    batch = make_batch(data, cfg, pipe.scheduler.alphas_cumprod.float(), "epsilon", _step_generator(cfg, 0, 0, 0))
+    carry, ctx = batch["carry"], batch["context"]
+    assert carry.any() and (~carry).any()
+    for b in carry.nonzero().flatten():  # the previous frame is the context slot at offset −1, clean
+        slot = (ctx.offsets[b] == -1) & ctx.mask[b]
+        assert torch.equal(ctx.frames[b][slot][0], batch["previous"][b])
+    flow_bias = denoiser.adapter.spatial.flow[-1].bias  # the head's last layer is zero: the field is its bias
+    losses = {}
+    for dx in (0.0, -0.5, -1.0, -1.5):
+        with torch.no_grad():
+            flow_bias.copy_(torch.tensor([dx, 0.0]))
+            losses[dx] = loss_fn(denoiser, batch, "cpu", torch.float32, flow_weight=1.0)[1]["flow_loss"]
+    prev, clean = batch["previous"][carry], batch["clean"][carry]
+    edge = (prev[..., 0] - clean[..., 0]).square().sum() / clean.numel()
+    assert losses[-1.0] == pytest.approx(edge.item(), rel=1e-4)
+    assert losses[-1.0] < min(losses[0.0], losses[-0.5], losses[-1.5])

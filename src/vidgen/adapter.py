@@ -48,6 +48,7 @@ class Context:
     """What one frame's context turns into, computed once and reused at every denoising step."""
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # per cross-attention layer, (b, heads, ℓ, d) each
     residuals: list[torch.Tensor] | None  # per down block, (b, C_j, h_j, w_j)
+    flow: torch.Tensor | None = None  # (b, 2, h, w): the spatial path's displacement (spatial_flow), latent px
 
 
 class VideoAdapter(ModelMixin, ConfigMixin):
@@ -165,7 +166,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             or (b, L, 2d) with the word embeddings appended (spatial_text_words).
             drop: (b,) bool, samples whose context is replaced by the null context (guidance, dropout).
         """
-        kv = residuals = None
+        kv = residuals = flow = None
         text, words = split_text(text, self.config.cross_attention_dim)
         if self.config.spatial_text_words and words is None:
             raise VidgenError(f"text: got width {text.shape[-1]}; this adapter's spatial path reads word embeddings, "
@@ -177,11 +178,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                 tokens = torch.where(drop[:, None, None], self.null_tokens.to(tokens.dtype), tokens)
             kv = [layer.project_context(tokens) for layer in self.layers]
         if self.config.spatial_path:
-            residuals = self.spatial(frames, offsets, anchor, levels, mask,
+            residuals, flow = self.spatial(frames, offsets, anchor, levels, mask,
                                      words if self.config.spatial_text_words else text)
             if keep is not None:
                 residuals = [r * keep[:, None, None, None] for r in residuals]
-        return Context(kv, residuals)
+        return Context(kv, residuals, flow)
 
     @contextlib.contextmanager
     def active(self, context: Context | None):
@@ -227,6 +228,8 @@ class VideoDenoiser(nn.Module):
             return self.unet(x, t, encoder_hidden_states=split_text(text, self.unet.config.cross_attention_dim)[0],
                              down_intrablock_additional_residuals=residuals).sample
 
-    def forward(self, x, t, text, frames, offsets, anchor, levels, mask, drop=None) -> torch.Tensor:
-        """Training: encode the context and predict in one call."""
-        return self.predict(x, t, text, self.condition(frames, offsets, anchor, levels, mask, text, drop))
+    def forward(self, x, t, text, frames, offsets, anchor, levels, mask, drop=None):
+        """Training: encode the context and predict in one call → (prediction, the spatial path's displacement
+        field or None), both from one forward pass so that a DDP wrapper sees every loss term."""
+        context = self.condition(frames, offsets, anchor, levels, mask, text, drop)
+        return self.predict(x, t, text, context), context.flow

@@ -188,7 +188,9 @@ class SpatialEncoder(nn.Module):
                                 / math.sqrt(text.shape[-1]), dim=-1)
         return torch.einsum("bql,bld->bqd", weights, text).flatten(1)
 
-    def forward(self, frames, offsets, anchor, levels, mask, text=None) -> list[torch.Tensor]:
+    def forward(self, frames, offsets, anchor, levels, mask, text=None):
+        """→ (residuals, one per entry of `residuals`; the displacement field (b, 2, h, w) in latent pixels the
+        pooled map was warped by, None without `flow`)."""
         b, k = frames.shape[:2]
         if self.differences:
             frames = torch.cat([frames, frame_differences(frames, offsets, mask)], dim=2)
@@ -203,6 +205,7 @@ class SpatialEncoder(nn.Module):
             words = self.pool_text(text).to(pooled.dtype)
             scale, shift = self.text_film(words).chunk(2, dim=-1)
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
+        flow = None
         if self.flow is not None:
             flow = self.flow(pooled)
             if self.text_flow is not None:
@@ -213,4 +216,4 @@ class SpatialEncoder(nn.Module):
         for level, down in enumerate(self.down, start=1):
             x = down(x)
             pyramid[2 ** level] = x
-        return [head(pyramid[stride]) for head, stride in zip(self.heads, self.strides)]
+        return [head(pyramid[stride]) for head, stride in zip(self.heads, self.strides)], flow

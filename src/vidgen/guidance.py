@@ -14,6 +14,7 @@ import torch
 from einops import rearrange
 
 from .adapter import VideoDenoiser
+from .context import warp
 from .sampling import FrameContext, joint_context
 
 
@@ -64,6 +65,9 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
             out = denoiser.predict(x.repeat(n, 1, 1, 1), t, texts, cached if cache else condition())
             return guidance.combine(list(out.chunk(n)))
 
+        flow = (cached if cache else condition()).flow
+        if flow is not None:  # the frame before, carried on by the full-condition branch's displacement
+            predict.carry = lambda previous: warp(previous, flow.chunk(n)[-1].to(previous.dtype))
         return predict
 
     return build

@@ -43,8 +43,10 @@ class GenerationConfig:
     scheduler: str = "ddim"  # ddim | dpm++ | euler | unipc
     timestep_spacing: str | None = None  # leading | trailing | linspace; None: the base model's scheduler's own
     window: int = 4  # K: context = the anchor frame + the last K frames (joint: the K nearest frames)
-    start: str = "previous"  # autoregressive start of frame i: noise | previous (α_T x^{i-1} + σ_T z)
+    start: str = "previous"  # autoregressive start of frame i: noise | previous (α_T x^{i-1} + σ_T z) | carry
+    #                          (x^{i-1} warped by the adapter's displacement; needs an adapter with spatial_flow)
     context_noise: int = 0  # context noise augmentation level (training timestep), 0 = clean context
+    strength: float = 1.0  # share of the steps a frame started from a guess (start previous | carry) runs
 
     def validate(self, num_train_timesteps: int) -> None:
         check(self.num_frames >= 1, "num_frames", self.num_frames, "an integer ≥ 1")
@@ -57,7 +59,8 @@ class GenerationConfig:
         check(self.timestep_spacing in (None, *SPACINGS), "timestep_spacing", self.timestep_spacing,
               " | ".join(SPACINGS))
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
-        check(self.start in {s.value for s in Start}, "start", self.start, "'noise' or 'previous'")
+        check(self.start in {s.value for s in Start}, "start", self.start, "'noise', 'previous' or 'carry'")
+        check(0 < self.strength <= 1, "strength", self.strength, "a number in (0, 1]")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -217,6 +220,9 @@ class VideoPipeline:
         config = GenerationConfig(**options)
         check_prompt(prompt)
         config.validate(self.scheduler.config.num_train_timesteps)
+        flow = self.denoiser.adapter.config.get("spatial_flow", False)
+        check(config.start != Start.CARRY.value or flow, "start", config.start,
+              "'noise' or 'previous' with this adapter ('carry' needs one trained with spatial_flow)")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)
@@ -290,6 +296,7 @@ class VideoPipeline:
                  config.width // self.vae_scale_factor)
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window, start=Start(config.start),
+                                        strength=config.strength,
                                         context_level=config.context_noise, prefix=prefix, generator=generator,
                                         device=self.device, dtype=self.dtype)
         for latent in latents:

@@ -31,9 +31,12 @@ class Mode(str, Enum):
 
 
 class Start(str, Enum):
-    """Where an autoregressive frame starts: pure noise, or the forward marginal α_T x^{i−1} + σ_T z."""
+    """Where an autoregressive frame starts: pure noise, the forward marginal α_T x^{i−1} + σ_T z, or that of
+    the previous frame carried on by the frame's denoiser (`denoiser.carry(x^{i−1})`, when it has one: an
+    adapter with a displacement field warps x^{i−1} by it)."""
     NOISE = "noise"
     PREVIOUS = "previous"
+    CARRY = "carry"
 
 
 def score_from_eps(eps: torch.Tensor, sigma) -> torch.Tensor:
@@ -118,18 +121,26 @@ def joint_context(video: torch.Tensor, level, window: int | None = None) -> Fram
     return FrameContext(*(t[order] for t in ctx.as_args()))
 
 
-def start_latent(scheduler, shape, guess: torch.Tensor | None, generator, device, dtype) -> torch.Tensor:
-    """Pure noise (× init_noise_sigma), or the scheduler's own forward marginal of `guess` at its first step."""
+def start_latent(scheduler, shape, guess: torch.Tensor | None, generator, device, dtype,
+                 first: int = 0) -> torch.Tensor:
+    """Pure noise (× init_noise_sigma), or the scheduler's own forward marginal of `guess` at its step `first`."""
     z = randn_tensor(tuple(shape), generator=generator, device=torch.device(device), dtype=dtype)
     if guess is None:
         return z * scheduler.init_noise_sigma
-    return scheduler.add_noise(guess, z, scheduler.timesteps[:1])
+    return scheduler.add_noise(guess, z, scheduler.timesteps[first:first + 1])
 
 
-def denoise(model: Denoiser, scheduler, x: torch.Tensor, generator=None) -> torch.Tensor:
-    """Run `scheduler` from `x` over its current timesteps with `model`."""
+def first_step(num_steps: int, strength: float) -> int:
+    """The step a guessed frame starts at when it runs `strength` of the schedule (SDEdit): at least one step."""
+    return min(int(round(num_steps * (1 - strength))), num_steps - 1)
+
+
+def denoise(model: Denoiser, scheduler, x: torch.Tensor, generator=None, first: int = 0) -> torch.Tensor:
+    """Run `scheduler` from `x` over its current timesteps from step `first` on, with `model`."""
     extra = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    for t in scheduler.timesteps:
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(first * scheduler.order)
+    for t in scheduler.timesteps[first * scheduler.order:]:
         out = model(scheduler.scale_model_input(x, t), t)
         x = scheduler.step(out, t, x, **extra).prev_sample
     return x
@@ -137,7 +148,7 @@ def denoise(model: Denoiser, scheduler, x: torch.Tensor, generator=None) -> torc
 
 def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], scheduler, shape, num_frames: int,
                           num_steps: int, *, window: int = 4, start: Start | Callable = Start.NOISE,
-                          context_level: int = 0, prefix: torch.Tensor | None = None, generator=None,
+                          strength: float = 1.0, context_level: int = 0, prefix: torch.Tensor | None = None, generator=None,
                           device="cpu", dtype=torch.float32) -> Iterator[torch.Tensor]:
     """Yield frames (b, c, h, w) one at a time; memory is flat in `num_frames`.
 
@@ -146,7 +157,10 @@ def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], sched
         scheduler: any diffusers scheduler; `set_timesteps` is called for each frame (resets multistep history).
         shape: (b, c, h, w) of one frame.
         window (int, default 4): K, the number of most recent frames in the context (plus the anchor).
-        start: `Start.NOISE`, `Start.PREVIOUS`, or a callable (i, history) → a guess of x^i (or None).
+        start: `Start.NOISE`, `Start.PREVIOUS`, `Start.CARRY`, or a callable (i, history) → a guess of x^i (or
+            None).
+        strength (float, default 1): the share of the schedule a frame with a guess runs (SDEdit); below 1 it
+            starts at a later, less noisy step, keeping more of the guess. Frames without a guess run it all.
         context_level (int, default 0): context noise augmentation: context frames are noised to this
             training timestep, with noise drawn once per frame (0 = clean context, exact conditionals).
         prefix: (b, p, c, h, w) given frames (an image, a clip to continue); they open the video.
@@ -168,10 +182,14 @@ def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], sched
             denoiser = frame_model(FrameContext.make(frames, idx, i, float(context_level)))
             if callable(start) and not isinstance(start, Start):
                 guess = start(i, history)
+            elif Start(start) is Start.NOISE or i == 0:
+                guess = None
             else:
-                guess = history[i - 1] if Start(start) is Start.PREVIOUS and i > 0 else None
-            x = denoise(denoiser, scheduler, start_latent(scheduler, shape, guess, generator, device, dtype),
-                        generator)
+                carry = getattr(denoiser, "carry", None) if Start(start) is Start.CARRY else None
+                guess = history[i - 1] if carry is None else carry(history[i - 1])
+            first = 0 if guess is None else first_step(num_steps, strength)
+            x = denoise(denoiser, scheduler, start_latent(scheduler, shape, guess, generator, device, dtype, first),
+                        generator, first)
         history[i] = x
         keep = set(context_window(i + 1, window))
         for j in [j for j in history if j not in keep]:

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .checkpoint import atomic_dir, latest_checkpoint, load_checkpoint, save_checkpoint
+from .context import warp
 from .data.video_folder import VideoFolderDataset, read_captions
 from .errors import VidgenError, check
 from .sampling import FrameContext, context_window, joint_window, vp_noise
@@ -74,13 +75,16 @@ class TrainConfig:
     spatial_text: bool = False  # adapter: the spatial path is also modulated by the text (not yet shown to help)
     spatial_text_words: bool = False  # adapter: with spatial_text, read the text encoder's input word embeddings
     spatial_flow: bool = False  # adapter: the spatial path warps its pooled map by a predicted displacement field
+    flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
+    #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
     # what a checkpoint saved before a field existed was trained with
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
-              "init_adapter": None, "loss_weighting": "none", "spatial_flow": False}
+              "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
+              "flow_loss": 0.0}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -95,6 +99,9 @@ class TrainConfig:
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
         check(self.loss_weighting in LOSS_WEIGHTINGS, "loss_weighting", self.loss_weighting,
               " or ".join(LOSS_WEIGHTINGS))
+        check(self.flow_loss >= 0, "flow_loss", self.flow_loss, "a number ≥ 0")
+        check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
+              "0 unless the adapter has spatial_flow (a displacement to train)")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
         check(self.token_path or self.spatial_path, "adapter paths", "none", "token_path, spatial_path or both")
         check(self.spatial_text or not self.spatial_text_words, "spatial_text_words", True,
@@ -198,7 +205,10 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
         target = clean
     text = torch.where(drop_text[:, None, None], data.null_text, data.texts[data.caption_ids[clip]])
     batch = {"x_t": x_t, "t": t, "text": text, "context": FrameContext.cat(parts), "drop": drop_context,
-             "target": target}
+             "target": target, "clean": clean,
+             # the frame before the target, in every autoregressive context: what the displacement should carry on
+             "previous": x0[torch.arange(B), (target_frame - 1).clamp(min=0)],
+             "carry": ~joint & (target_frame > 0) & ~drop_context}
     if config.loss_weighting == "x0":  # ‖Δx₀‖² = ‖Δε‖²/SNR = σ²‖Δv‖² (VP, α² + σ² = 1)
         abar = alphas_cumprod[t]
         snr = abar / (1 - abar)
@@ -207,15 +217,31 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     return batch
 
 
-def loss_fn(denoiser, batch: dict, device, dtype) -> torch.Tensor:
+def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """→ (the loss to minimise, its parts as floats for the log).
+
+    With `flow_weight`, a displacement loss joins the denoising loss: warping the previous clean frame by the
+    spatial path's displacement field should give the target frame (mean squared latent error over the
+    autoregressive examples with a context). This is the self-supervision of optical flow, read off any video;
+    through the denoising loss alone the field gets so weak a gradient that it stays near zero (model card)."""
     ctx = batch["context"]
     args = [ctx.frames.to(device, dtype), *(a.to(device) for a in ctx.as_args()[1:])]
-    pred = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype), *args,
-                    drop=batch["drop"].to(device))
+    pred, flow = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype),
+                          *args, drop=batch["drop"].to(device))
     if "weight" not in batch:
-        return F.mse_loss(pred.float(), batch["target"].to(device).float())
-    per_example = (pred.float() - batch["target"].to(device).float()).square().flatten(1).mean(dim=1)
-    return (batch["weight"].to(device) * per_example).mean()
+        loss = F.mse_loss(pred.float(), batch["target"].to(device).float())
+    else:
+        per_example = (pred.float() - batch["target"].to(device).float()).square().flatten(1).mean(dim=1)
+        loss = (batch["weight"].to(device) * per_example).mean()
+    parts = {"loss": loss.item()}
+    if flow_weight > 0:
+        carry = batch["carry"].to(device)
+        moved = warp(batch["previous"].to(device, dtype), flow)
+        err = (moved.float() - batch["clean"].to(device).float()).square().flatten(1).mean(dim=1)
+        flow_loss = (err * carry).sum() / carry.sum().clamp(min=1)
+        parts["flow_loss"] = flow_loss.item()
+        loss = loss + flow_weight * flow_loss
+    return loss, parts
 
 
 def _step_generator(config: TrainConfig, step: int, micro: int, rank: int) -> torch.Generator:
@@ -287,7 +313,7 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
             with accelerator.accumulate(model):
                 batch = make_batch(data, config, alphas, scheduler_cfg.prediction_type,
                                    _step_generator(config, step, micro, accelerator.process_index))
-                loss = loss_fn(model, batch, accelerator.device, pipe.dtype)
+                loss, parts = loss_fn(model, batch, accelerator.device, pipe.dtype, config.flow_loss)
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -297,10 +323,11 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
                     ema[k].mul_(config.ema_decay).add_(v.float(), alpha=1 - config.ema_decay)
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            value = accelerator.gather(loss.detach()[None]).mean().item()
-            bar.set_postfix(loss=f"{value:.4f}")
+            values = accelerator.gather(torch.tensor([list(parts.values())], device=accelerator.device)).mean(0)
+            record = {"step": done, **dict(zip(parts, values.tolist()))}
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "step"})
             if accelerator.is_main_process:
-                log.write(json.dumps({"step": done, "loss": value}) + "\n")
+                log.write(json.dumps(record) + "\n")
                 log.flush()
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
             save_checkpoint(ckpt_root, done, adapter, optimizer, ema, resolved)
