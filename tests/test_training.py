@@ -226,3 +226,19 @@ def test_flow_loss_is_exact_at_the_true_displacement(pipe, tiny_model, video_fol
     edge = (prev[..., 0] - clean[..., 0]).square().sum() / clean.numel()
     assert losses[-1.0] == pytest.approx(edge.item(), rel=1e-4)
     assert losses[-1.0] < min(losses[0.0], losses[-0.5], losses[-1.5])
+
+
+def test_still_fraction_fills_the_context_with_the_previous_frame(pipe, tiny_model, video_folder, tmp_path):
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, joint_fraction=0.25, context_noise=0)
+    data = prepare_data(cfg, pipe, (32, 32))
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    plain = make_batch(data, cfg, alphas, "epsilon", _step_generator(cfg, 0, 0, 0))
+    still = make_batch(data, TrainConfig(**{**cfg.__dict__, "still_fraction": 1.0}), alphas, "epsilon",
+                       _step_generator(cfg, 0, 0, 0))
+    a, b = plain["context"], still["context"]
+    assert torch.equal(plain["target"], still["target"]) and torch.equal(a.offsets, b.offsets)
+    changed = [k for k in range(16) if not torch.equal(a.frames[k], b.frames[k])]
+    assert changed
+    for k in changed:  # autoregressive, past frame 1: every slot holds the frame at offset −1
+        prev = a.frames[k][(a.offsets[k] == -1) & a.mask[k]][0]
+        assert (b.frames[k][b.mask[k]] == prev).all() and (a.offsets[k][a.mask[k]] < 0).all()

@@ -55,6 +55,9 @@ class TrainConfig:
     joint_fraction: float = 0.25  # share of joint-mode examples (the rest autoregressive)
     start_fraction: float = 0.0  # share of autoregressive examples whose target is frame 1, which must start
     #                              the motion from the caption (its context, frame 0, has no velocity)
+    still_fraction: float = 0.0  # share of autoregressive examples past frame 1 whose context frames are all
+    #                              copies of the previous frame: the context stands still, the motion must come
+    #                              from the caption (so that a generated context that lags cannot stop it)
     text_dropout: float = 0.1  # probability of training with the null text
     context_dropout: float = 0.1  # probability of training with the null context
     context_noise: int = 0  # autoregressive context augmentation: levels drawn in [0, context_noise]
@@ -84,7 +87,7 @@ class TrainConfig:
     # what a checkpoint saved before a field existed was trained with
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
-              "flow_loss": 0.0}
+              "flow_loss": 0.0, "still_fraction": 0.0}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -93,7 +96,7 @@ class TrainConfig:
         check(self.steps >= 1, "steps", self.steps, "an integer ≥ 1")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
         check(self.gradient_accumulation >= 1, "gradient_accumulation", self.gradient_accumulation, "an integer ≥ 1")
-        for name in ("joint_fraction", "start_fraction", "text_dropout", "context_dropout"):
+        for name in ("joint_fraction", "start_fraction", "still_fraction", "text_dropout", "context_dropout"):
             check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "a number in [0, 1]")
         check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "a number in [0, 1)")
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
@@ -184,13 +187,16 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     if config.start_fraction > 0:  # drawn last, so that runs without it keep their random stream
         start = (torch.rand(B, generator=g) < config.start_fraction) & ~joint
         target_frame = torch.where(start, torch.ones_like(target_frame), target_frame)
+    still = torch.zeros(B, dtype=torch.bool)
+    if config.still_fraction > 0:  # drawn after the others, for the same reason
+        still = (torch.rand(B, generator=g) < config.still_fraction) & ~joint & (target_frame > 1)
 
     parts = []
     for b in range(B):
         i = int(target_frame[b])
         idx, level = (joint_window(i, f, config.window), int(t[b])) if joint[b] else \
             (context_window(i, config.window), int(aug[b]))
-        frames = x0[b, idx]
+        frames = x0[b, [i - 1] * len(idx)] if still[b] else x0[b, idx]
         if level > 0:
             frames = vp_noise(frames, context_noise[b, idx], alphas_cumprod, level)
         parts.append(FrameContext.make(frames[None], idx, i, float(level), k=config.window + 1))
