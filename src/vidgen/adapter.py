@@ -16,7 +16,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
-from .context import ContextEncoder, SpatialEncoder
+from .context import INTERPOLATIONS, ContextEncoder, SpatialEncoder
 from .errors import VidgenError
 
 
@@ -49,6 +49,7 @@ class Context:
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # per cross-attention layer, (b, heads, ℓ, d) each
     residuals: list[torch.Tensor] | None  # per down block, (b, C_j, h_j, w_j)
     flow: torch.Tensor | None = None  # (b, 2, h, w): the spatial path's displacement (spatial_flow), latent px
+    interpolation: str = "bilinear"  # how that displacement warps (context.warp)
 
 
 class VideoAdapter(ModelMixin, ConfigMixin):
@@ -80,6 +81,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             predicts (zero-initialised, context.py) plus, with spatial_text, one displacement read off the caption,
             so that moving an object is one number per place; the first option that starts a motion from the
             caption (model card).
+        flow_interpolation (str, default "bilinear"): how the displacement warps, bilinear or bicubic
+            (`context.warp`); bilinear in adapters saved before the option existed.
     """
 
     @register_to_config
@@ -87,8 +90,10 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
                  spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False,
-                 spatial_text_words: bool = False, spatial_flow: bool = False):
+                 spatial_text_words: bool = False, spatial_flow: bool = False, flow_interpolation: str = "bilinear"):
         super().__init__()
+        if flow_interpolation not in INTERPOLATIONS:
+            raise VidgenError(f"flow_interpolation: got {flow_interpolation!r}; expected one of {INTERPOLATIONS}")
         if not (token_path or spatial_path):
             raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
         if spatial_text_words and not (spatial_path and spatial_text):
@@ -102,7 +107,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None,
-                                          spatial_flow)
+                                          spatial_flow, flow_interpolation)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule
@@ -182,7 +187,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                                      words if self.config.spatial_text_words else text)
             if keep is not None:
                 residuals = [r * keep[:, None, None, None] for r in residuals]
-        return Context(kv, residuals, flow)
+        return Context(kv, residuals, flow, self.config.get("flow_interpolation", "bilinear"))
 
     @contextlib.contextmanager
     def active(self, context: Context | None):

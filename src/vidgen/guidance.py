@@ -65,9 +65,10 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
             out = denoiser.predict(x.repeat(n, 1, 1, 1), t, texts, cached if cache else condition())
             return guidance.combine(list(out.chunk(n)))
 
-        flow = (cached if cache else condition()).flow
-        if flow is not None:  # the frame before, carried on by the full-condition branch's displacement
-            predict.carry = lambda previous: warp(previous, flow.chunk(n)[-1].to(previous.dtype))
+        context = cached if cache else condition()
+        if context.flow is not None:  # the frame before, carried on by the full-condition branch's displacement
+            flow = context.flow.chunk(n)[-1]
+            predict.carry = lambda previous: warp(previous, flow.to(previous.dtype), context.interpolation)
         return predict
 
     return build

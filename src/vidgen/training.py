@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .checkpoint import atomic_dir, latest_checkpoint, load_checkpoint, save_checkpoint
-from .context import warp
+from .context import INTERPOLATIONS, warp
 from .data.video_folder import VideoFolderDataset, read_captions
 from .errors import VidgenError, check
 from .sampling import FrameContext, context_window, joint_window, vp_noise
@@ -78,6 +78,7 @@ class TrainConfig:
     spatial_text: bool = False  # adapter: the spatial path is also modulated by the text (not yet shown to help)
     spatial_text_words: bool = False  # adapter: with spatial_text, read the text encoder's input word embeddings
     spatial_flow: bool = False  # adapter: the spatial path warps its pooled map by a predicted displacement field
+    flow_interpolation: str = "bilinear"  # adapter: how its displacement warps (bilinear | bicubic)
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
@@ -87,7 +88,7 @@ class TrainConfig:
     # what a checkpoint saved before a field existed was trained with
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
-              "flow_loss": 0.0, "still_fraction": 0.0}
+              "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear"}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -102,6 +103,8 @@ class TrainConfig:
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
         check(self.loss_weighting in LOSS_WEIGHTINGS, "loss_weighting", self.loss_weighting,
               " or ".join(LOSS_WEIGHTINGS))
+        check(self.flow_interpolation in INTERPOLATIONS, "flow_interpolation", self.flow_interpolation,
+              " or ".join(INTERPOLATIONS))
         check(self.flow_loss >= 0, "flow_loss", self.flow_loss, "a number ≥ 0")
         check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
               "0 unless the adapter has spatial_flow (a displacement to train)")
@@ -114,7 +117,8 @@ class TrainConfig:
         return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
                     token_path=self.token_path, spatial_path=self.spatial_path,
                     frame_differences=self.frame_differences, spatial_text=self.spatial_text,
-                    spatial_text_words=self.spatial_text_words, spatial_flow=self.spatial_flow)
+                    spatial_text_words=self.spatial_text_words, spatial_flow=self.spatial_flow,
+                    flow_interpolation=self.flow_interpolation)
 
 
 @dataclass
@@ -223,7 +227,8 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     return batch
 
 
-def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
+            interpolation: str = "bilinear") -> tuple[torch.Tensor, dict]:
     """→ (the loss to minimise, its parts as floats for the log).
 
     With `flow_weight`, a displacement loss joins the denoising loss: warping the previous clean frame by the
@@ -242,7 +247,7 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0) -> t
     parts = {"loss": loss.item()}
     if flow_weight > 0:
         carry = batch["carry"].to(device)
-        moved = warp(batch["previous"].to(device, dtype), flow)
+        moved = warp(batch["previous"].to(device, dtype), flow, interpolation)
         err = (moved.float() - batch["clean"].to(device).float()).square().flatten(1).mean(dim=1)
         flow_loss = (err * carry).sum() / carry.sum().clamp(min=1)
         parts["flow_loss"] = flow_loss.item()
@@ -319,7 +324,8 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
             with accelerator.accumulate(model):
                 batch = make_batch(data, config, alphas, scheduler_cfg.prediction_type,
                                    _step_generator(config, step, micro, accelerator.process_index))
-                loss, parts = loss_fn(model, batch, accelerator.device, pipe.dtype, config.flow_loss)
+                loss, parts = loss_fn(model, batch, accelerator.device, pipe.dtype, config.flow_loss,
+                                      config.flow_interpolation)
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
