@@ -111,6 +111,9 @@ def test_frozen_frames_lower_direction_accuracy():
     video, caption = moving_video()
     frozen = score_video(np.repeat(video[:1], 16, axis=0), caption)
     assert score_video(video, caption).direction_accuracy > 0.99 and frozen.direction_accuracy < 0.1
+    split = frozen.details["direction_by_object"]  # the same hits, per object, with what the caption asks
+    assert [o["motion"] for o in split] == [o.speed or "still" for o in shapes.parse_caption(caption).objects]
+    assert sum(o["hits"] for o in split) / sum(o["pairs"] for o in split) == pytest.approx(frozen.direction_accuracy)
 
 
 def test_swapped_colours_lower_attribute_accuracy():

@@ -210,7 +210,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                                  and np.linalg.norm(ca - cb) < reach)
 
     colour_ok, shape_ok, size_ok, all_ok, identity, sq_err, direction = [], [], [], [], [], [], []
-    found, sq_err_found = [], []
+    found, sq_err_found, by_object = [], [], []
     for k, obj in enumerate(scene.objects):
         d = dets[k]
         keep = ~overlap[k]
@@ -226,15 +226,19 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         centres = np.array([x.centre for x in d])
         located = np.isfinite(centres).all(axis=1)
         found += list(located[keep])
+        motion = "still" if obj.direction is None else obj.speed
         if not located[0]:
             sq_err += [canvas ** 2] * int(keep.sum())  # never found: the worst error the canvas allows
             direction += [False] * max(f - DIRECTION_BASELINE, 0)
+            by_object.append({"motion": motion, "hits": 0, "pairs": max(f - DIRECTION_BASELINE, 0)})
             continue
         want = expected_path(obj, centres[0], canvas, f)
         err = np.where(located, ((centres - want) ** 2).sum(axis=1), canvas ** 2)
         sq_err += list(err[keep])
         sq_err_found += list(err[keep & located])
-        direction += _direction_hits(obj, centres, want, canvas)
+        hits = _direction_hits(obj, centres, want, canvas)
+        direction += hits
+        by_object.append({"motion": motion, "hits": int(sum(hits)), "pairs": len(hits)})
 
     flicker = _flicker(frames, dets, [o.half_extent(canvas) for o in scene.objects])
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
@@ -246,7 +250,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                       object_frames=int((~overlap).sum()), overlap_frames=int(overlap.sum()),
                       found=mean(found),
                       trajectory_rmse_found=float(np.sqrt(np.mean(sq_err_found))) if sq_err_found else float("nan"),
-                      details={"background_detected": bg_name})
+                      details={"background_detected": bg_name, "direction_by_object": by_object})
 
 
 def _direction_hits(obj: ShapeObject, centres: np.ndarray, want: np.ndarray, canvas: int) -> list[bool]:

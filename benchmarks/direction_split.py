@@ -1,0 +1,63 @@
+"""Direction accuracy split by what the caption asks of each object (fast, slow, standing still) and by the
+number of objects in the video, over scored folders (their eval.json; a folder scored before the scorer kept the
+split is scored again). The overall figure mixes speeds that behave differently; this shows which one lags.
+
+    python benchmarks/direction_split.py runs/sweep/fl-carry05 runs/nb-eval/autoregressive-train
+    # writes benchmarks/results/direction_split.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from common import cli
+from vidgen.data.video_folder import read_captions
+from vidgen.errors import VidgenError
+from vidgen.eval.scorer import parse_caption, score_video
+from vidgen.video import read_video
+
+
+def rows(folder: Path) -> list[tuple[int, list[dict]]]:
+    """(objects in the caption, per-object direction hits) for each video of a scored folder."""
+    report = folder / "eval.json"
+    if not report.is_file():
+        raise VidgenError(f"folder: got {str(folder)!r}, which has no eval.json; expected a folder scored by "
+                          "vidgen eval")
+    videos = json.loads(report.read_text())["videos"]
+    if all("direction_by_object" in v for v in videos):
+        return [(len(parse_caption(v["caption"]).objects), v["direction_by_object"]) for v in videos]
+    return [(len(parse_caption(caption).objects), score_video(read_video(path), caption).details[
+        "direction_by_object"]) for path, caption in read_captions(folder)]
+
+
+def split(folder: Path) -> dict:
+    hits, pairs = defaultdict(int), defaultdict(int)
+    for count, objects in rows(folder):
+        for obj in objects:
+            key = f"{count} object{'s' if count > 1 else ''}, {obj['motion']}"
+            hits[key] += obj["hits"]
+            pairs[key] += obj["pairs"]
+    return {k: {"accuracy": round(hits[k] / pairs[k], 3) if pairs[k] else None, "pairs": pairs[k]}
+            for k in sorted(pairs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--name", default="direction_split")
+    args = parser.parse_args()
+    results = {}
+    for folder in args.folders:
+        results[str(folder)] = split(folder)
+        print(folder, {k: f"{v['accuracy']} (n={v['pairs']})" for k, v in results[str(folder)].items()})
+    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
+    out.write_text(json.dumps({"command": "python benchmarks/direction_split.py " + " ".join(sys.argv[1:]),
+                               "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    cli(main)
