@@ -129,8 +129,8 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.T
     """x (b, d, h, w) sampled at p + flow(p) (flow (b, 2, h, w) in pixels, (dx, dy)), edges repeated.
 
     `mode` bilinear or bicubic. Bilinear blurs a sub-pixel shift, so the displacement that best carries one VAE
-    latent onto the next is biased short for small motions (0.8 of a quarter-pixel shift, model card); bicubic
-    is not (0.99)."""
+    latent onto the next is biased short for small motions (0.88 of a quarter-pixel shift, model card); bicubic
+    is not (1.02)."""
     h, w = x.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
                             torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")

@@ -1,0 +1,113 @@
+"""How well an adapter's displacement field (`--spatial-flow`) reads a real motion, and how well any warp could.
+
+For single-object moving train videos, frames i = 1, 5, 10 given their real context: the field's displacement at
+the object's place in frame i−1, over the object's true shift (1 = reads it exactly; frame 1 sees only frame 0,
+so it must read the caption). And, per interpolation, the one displacement that best warps latent i−1 onto
+latent i (a grid search), over the true shift: the bias the displacement loss inherits from the warp itself.
+
+    python benchmarks/flow_reading.py --adapter models/shapes-adapter runs/adapter-bicubic/adapter
+    # writes benchmarks/results/flow_reading.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from common import cli  # noqa: E402
+from motion_follow import moving_objects  # noqa: E402
+from vidgen.context import INTERPOLATIONS, warp  # noqa: E402
+from vidgen.errors import VidgenError  # noqa: E402
+from vidgen.pipeline import VideoPipeline  # noqa: E402
+from vidgen.sampling import FrameContext, context_window  # noqa: E402
+
+TARGETS = (1, 5, 10)
+SHIFTS = torch.linspace(-1.2, 1.2, 97)  # latent px, step 0.025
+
+
+def cases(pipe: VideoPipeline, folder: Path, num_videos: int) -> list[dict]:
+    out = []
+    for caption, scene, video, centres, axis in moving_objects(folder):
+        latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
+        scale = video.shape[1] / latents.shape[-1]
+        for i in TARGETS:
+            true = (centres[i] - centres[i - 1])[axis] / scale
+            if abs(true) >= 0.1:  # a bounce between i−1 and i leaves no shift to read
+                at = [min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1]]
+                out.append(dict(i=i, axis=axis, true=float(true), at=at, speed=scene.objects[0].speed,
+                                latents=latents, text=text))
+        if len({id(c["latents"]) for c in out}) >= num_videos:
+            break
+    return out
+
+
+def summary(ratios: list[float], frames: list[int]) -> dict:
+    r, f = np.array(ratios), np.array(frames)
+    return {"cases": len(r), "median": round(float(np.median(r)), 3), "right_sign": round(float(np.mean(r > 0)), 3),
+            "frame_1": round(float(np.median(r[f == 1])), 3) if (f == 1).any() else None,
+            "later": round(float(np.median(r[f > 1])), 3) if (f > 1).any() else None}
+
+
+def by_speed(rows: list[tuple[str, int, float]]) -> dict:
+    return {s: summary([r for sp, _, r in rows if sp == s], [i for sp, i, _ in rows if sp == s])
+            for s in sorted({sp for sp, _, _ in rows})}
+
+
+def field_reading(pipe: VideoPipeline, items: list[dict]) -> dict:
+    rows = []
+    for c in items:
+        idx = context_window(c["i"], 4)
+        ctx = FrameContext.make(c["latents"][idx][None], idx, c["i"], 0.0)
+        with torch.no_grad():
+            flow = pipe.denoiser.adapter.encode(*ctx.as_args(), c["text"]).flow
+        x, y = c["at"]
+        rows.append((c["speed"], c["i"], -flow[0, c["axis"], y, x].item() / c["true"]))  # warp samples at p + d
+    return by_speed(rows)
+
+
+def best_warp(items: list[dict], mode: str) -> dict:
+    rows = []
+    for c in items:
+        prev, cur = c["latents"][c["i"] - 1][None], c["latents"][c["i"]][None]
+        errors = []
+        for d in SHIFTS:
+            flow = torch.zeros(1, 2, *prev.shape[-2:])
+            flow[:, c["axis"]] = d
+            errors.append((warp(prev, flow, mode) - cur).square().mean().item())
+        rows.append((c["speed"], c["i"], -SHIFTS[int(np.argmin(errors))].item() / c["true"]))
+    return by_speed(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/shapes-base")
+    parser.add_argument("--adapter", nargs="+", required=True)
+    parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
+    parser.add_argument("--videos", type=int, default=24)
+    args = parser.parse_args()
+    results = {"field": {}}
+    for adapter in args.adapter:
+        pipe = VideoPipeline.from_pretrained(args.model, adapter=adapter)
+        if not pipe.denoiser.adapter.config.get("spatial_flow", False):
+            raise VidgenError(f"adapter: got {adapter!r}, which has no displacement field; expected one trained "
+                              "with --spatial-flow")
+        items = cases(pipe, args.data, args.videos)
+        results["field"][adapter] = field_reading(pipe, items)
+        print(f"{adapter}: field / true shift {results['field'][adapter]}", flush=True)
+    results["best_warp"] = {mode: best_warp(items, mode) for mode in INTERPOLATIONS}
+    print(f"best single displacement / true shift: {results['best_warp']}")
+    out = Path(__file__).resolve().parent / "results" / "flow_reading.json"
+    out.write_text(json.dumps({"command": "python benchmarks/flow_reading.py " + " ".join(sys.argv[1:]),
+                               "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    cli(main)
