@@ -148,8 +148,8 @@ def denoise(model: Denoiser, scheduler, x: torch.Tensor, generator=None, first: 
 
 def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], scheduler, shape, num_frames: int,
                           num_steps: int, *, window: int = 4, start: Start | Callable = Start.NOISE,
-                          strength: float = 1.0, context_level: int = 0, prefix: torch.Tensor | None = None, generator=None,
-                          device="cpu", dtype=torch.float32) -> Iterator[torch.Tensor]:
+                          strength: float = 1.0, context_level: int = 0, prefix: torch.Tensor | None = None,
+                          generator=None, device="cpu", dtype=torch.float32) -> Iterator[torch.Tensor]:
     """Yield frames (b, c, h, w) one at a time; memory is flat in `num_frames`.
 
     Args:
