@@ -34,17 +34,19 @@ SHIFTS = torch.linspace(-1.2, 1.2, 97)  # latent px, step 0.025
 
 
 def cases(pipe: VideoPipeline, folder: Path, num_videos: int) -> list[dict]:
-    out = []
+    out, used = [], 0
     for caption, scene, video, centres, axis in moving_objects(folder):
         latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
         scale = video.shape[1] / latents.shape[-1]
+        before = len(out)
         for i in TARGETS:
             true = (centres[i] - centres[i - 1])[axis] / scale
             if abs(true) >= 0.1:  # a bounce between i−1 and i leaves no shift to read
                 at = [min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1]]
                 out.append(dict(i=i, axis=axis, true=float(true), at=at, speed=scene.objects[0].speed,
                                 latents=latents, text=text))
-        if len({id(c["latents"]) for c in out}) >= num_videos:
+        used += len(out) > before
+        if used >= num_videos:
             break
     return out
 
