@@ -66,6 +66,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "invalid int value": ["generate", "a cat", *m, "--frames", "many", *out],
         "captions.jsonl": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run"],
         "learning_rate": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--learning-rate", "0"],
+        "flow_horizon: got 0": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--flow-horizon", "0"],
     }
     with ThreadPoolExecutor(3) as pool:
         results = dict(zip(cases, pool.map(lambda args: vidgen(*args), cases.values())))

@@ -193,17 +193,20 @@ def test_x0_loss_weighting_is_the_x0_error(pipe, tiny_model, video_folder, tmp_p
     assert (got[~uncapped] < want[~uncapped]).all()
 
 
-def test_flow_loss_is_exact_at_the_true_displacement(pipe, tiny_model, video_folder, tmp_path):
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_flow_loss_is_exact_at_the_true_displacement(pipe, tiny_model, video_folder, tmp_path, horizon):
     """Clips whose frames shift one latent pixel right per frame (circularly): a displacement of exactly −1 px
     along x carries each previous frame onto its target everywhere but the first column (the warp repeats the
-    edge where the roll wraps), so the flow loss is that column's error and no displacement does better."""
+    edge where the roll wraps), and k times it carries frame i−k everywhere but the first k columns; so the flow
+    loss is the mean of those columns' errors over the (example, k) pairs that exist, and no displacement does
+    better."""
     from diffusers import UNet2DConditionModel
 
     from vidgen import VideoAdapter, VideoDenoiser
     from vidgen.training import TrainingData
 
-    cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, joint_fraction=0.5, context_noise=0,
-                 spatial_flow=True, flow_loss=1.0)
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=32, joint_fraction=0.5, context_noise=0,
+                 spatial_flow=True, flow_loss=1.0, flow_horizon=horizon)
     unet = UNet2DConditionModel.from_config(pipe.denoiser.unet.config)
     denoiser = VideoDenoiser(unet, VideoAdapter.for_unet(unet, num_tokens=4, width=32, spatial_flow=True))
     base = torch.randn(3, 1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -211,20 +214,31 @@ def test_flow_loss_is_exact_at_the_true_displacement(pipe, tiny_model, video_fol
     text = pipe.encode_prompt("a clip")
     data = TrainingData(latents, torch.zeros(3, dtype=torch.long), text, pipe.encode_prompt(""))
     batch = make_batch(data, cfg, pipe.scheduler.alphas_cumprod.float(), "epsilon", _step_generator(cfg, 0, 0, 0))
-    carry, ctx = batch["carry"], batch["context"]
-    assert carry.any() and (~carry).any()
+    carry, ctx, history, ok = batch["carry"], batch["context"], batch["history"], batch["history_ok"]
+    assert carry.any() and (~carry).any() and history.shape[1] == horizon
+    if horizon > 1:
+        assert (carry & ok[:, -1]).any() and (carry & ~ok[:, -1]).any()  # some pairs exist, some do not
     for b in carry.nonzero().flatten():  # the previous frame is the context slot at offset −1, clean
         slot = (ctx.offsets[b] == -1) & ctx.mask[b]
-        assert torch.equal(ctx.frames[b][slot][0], batch["previous"][b])
+        assert torch.equal(ctx.frames[b][slot][0], history[b, 0])
+        i = -int(ctx.offsets[b][ctx.mask[b]].min())  # the anchor, frame 0, is at offset −i
+        for k in range(1, horizon + 1):  # frame i−k exists for k ≤ i, and is the target moved k px back
+            assert bool(ok[b, k - 1]) == (k <= i)
+            if k <= i:
+                assert torch.equal(history[b, k - 1], batch["clean"][b].roll(-k, dims=-1))
     flow_bias = denoiser.adapter.spatial.flow[-1].bias  # the head's last layer is zero: the field is its bias
     losses = {}
     for dx in (0.0, -0.5, -1.0, -1.5):
         with torch.no_grad():
             flow_bias.copy_(torch.tensor([dx, 0.0]))
             losses[dx] = loss_fn(denoiser, batch, "cpu", torch.float32, flow_weight=1.0)[1]["flow_loss"]
-    prev, clean = batch["previous"][carry], batch["clean"][carry]
-    edge = (prev[..., 0] - clean[..., 0]).square().sum() / clean.numel()
-    assert losses[-1.0] == pytest.approx(edge.item(), rel=1e-4)
+    errors = []
+    for k in range(1, horizon + 1):  # the integer shift by k with the edge column repeated, written out
+        use = carry & ok[:, k - 1]
+        prev, clean = history[use, k - 1], batch["clean"][use]
+        moved = torch.cat([prev[..., :1].expand(*prev.shape[:-1], k), prev[..., :-k]], dim=-1)
+        errors.append((moved - clean).square().flatten(1).mean(dim=1))
+    assert losses[-1.0] == pytest.approx(torch.cat(errors).mean().item(), rel=1e-4)
     assert losses[-1.0] < min(losses[0.0], losses[-0.5], losses[-1.5])
 
 

@@ -81,6 +81,7 @@ class TrainConfig:
     flow_interpolation: str = "bilinear"  # adapter: how its displacement warps (bilinear | bicubic)
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
+    flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
 
     # fields that may change between a run and its resumption
@@ -88,7 +89,7 @@ class TrainConfig:
     # what a checkpoint saved before a field existed was trained with
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
-              "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear"}
+              "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -108,6 +109,7 @@ class TrainConfig:
         check(self.flow_loss >= 0, "flow_loss", self.flow_loss, "a number ≥ 0")
         check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
               "0 unless the adapter has spatial_flow (a displacement to train)")
+        check(self.flow_horizon >= 1, "flow_horizon", self.flow_horizon, "an integer ≥ 1")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
         check(self.token_path or self.spatial_path, "adapter paths", "none", "token_path, spatial_path or both")
         check(self.spatial_text or not self.spatial_text_words, "spatial_text_words", True,
@@ -216,8 +218,11 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     text = torch.where(drop_text[:, None, None], data.null_text, data.texts[data.caption_ids[clip]])
     batch = {"x_t": x_t, "t": t, "text": text, "context": FrameContext.cat(parts), "drop": drop_context,
              "target": target, "clean": clean,
-             # the frame before the target, in every autoregressive context: what the displacement should carry on
-             "previous": x0[torch.arange(B), (target_frame - 1).clamp(min=0)],
+             # the frames k = 1..H before the target (k = 1 is in every autoregressive context): the displacement
+             # times k should carry frame i−k onto frame i where it exists
+             "history": torch.stack([x0[torch.arange(B), (target_frame - k).clamp(min=0)]
+                                     for k in range(1, config.flow_horizon + 1)], dim=1),
+             "history_ok": torch.stack([target_frame - k >= 0 for k in range(1, config.flow_horizon + 1)], dim=1),
              "carry": ~joint & (target_frame > 0) & ~drop_context}
     if config.loss_weighting == "x0":  # ‖Δx₀‖² = ‖Δε‖²/SNR = σ²‖Δv‖² (VP, α² + σ² = 1)
         abar = alphas_cumprod[t]
@@ -234,7 +239,10 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
     With `flow_weight`, a displacement loss joins the denoising loss: warping the previous clean frame by the
     spatial path's displacement field should give the target frame (mean squared latent error over the
     autoregressive examples with a context). This is the self-supervision of optical flow, read off any video;
-    through the denoising loss alone the field gets so weak a gradient that it stays near zero (model card)."""
+    through the denoising loss alone the field gets so weak a gradient that it stays near zero (model card).
+    With a longer history (`flow_horizon` H), frame i−k warped by k times the field should give it too
+    (constant motion over H frames): the mean is over every (example, k) pair whose frame i−k exists. A slow
+    object's quarter-pixel step then meets the loss of a k-fold shift."""
     ctx = batch["context"]
     args = [ctx.frames.to(device, dtype), *(a.to(device) for a in ctx.as_args()[1:])]
     pred, flow = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype),
@@ -246,10 +254,12 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
         loss = (batch["weight"].to(device) * per_example).mean()
     parts = {"loss": loss.item()}
     if flow_weight > 0:
-        carry = batch["carry"].to(device)
-        moved = warp(batch["previous"].to(device, dtype), flow, interpolation)
-        err = (moved.float() - batch["clean"].to(device).float()).square().flatten(1).mean(dim=1)
-        flow_loss = (err * carry).sum() / carry.sum().clamp(min=1)
+        history = batch["history"].to(device, dtype)  # (B, H, c, h, w)
+        use = batch["carry"].to(device)[:, None] & batch["history_ok"].to(device)  # (B, H)
+        clean = batch["clean"].to(device).float()
+        err = torch.stack([(warp(history[:, k], (k + 1) * flow, interpolation).float() - clean)
+                           .square().flatten(1).mean(dim=1) for k in range(history.shape[1])], dim=1)
+        flow_loss = (err * use).sum() / use.sum().clamp(min=1)
         parts["flow_loss"] = flow_loss.item()
         loss = loss + flow_weight * flow_loss
     return loss, parts
