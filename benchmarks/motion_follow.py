@@ -4,7 +4,7 @@ world's bounce rule, from where frame 1 put the object), median over frames, div
 1 = moves as told (real videos), 0 = stays put, negative = the wrong way; random jumps spread widely.
 
     python benchmarks/motion_follow.py runs/demo-eval2/autoregressive-train runs/demo-eval2/independent-train
-    # writes benchmarks/results/motion_follow.json
+    # writes benchmarks/results/motion_follow.json (--name NAME: NAME.json)
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -44,31 +45,55 @@ def moving_objects(folder: Path):
         yield caption, scene, video, object_centres(video, scene), axis
 
 
-def follow_ratios(folder: Path) -> list[float]:
-    ratios = []
+EARLY = 3  # frame steps counted as the start of the motion; steps from LATE on count as its later part
+LATE = 8
+
+
+def follow_ratios(folder: Path) -> list[dict]:
+    """Per single-object moving video: its speed and size, and the median displacement along the caption's
+    direction over the caption's speed, over all steps, the first EARLY, and from step LATE on."""
+    rows = []
     for _, scene, video, centres, axis in moving_objects(folder):
         obj, canvas = scene.objects[0], video.shape[1]
         if not np.isfinite(centres[0]).all():
             continue
         expected = np.sign(np.diff(expected_path(obj, centres[0], canvas, len(video))[:, axis]))
-        along = (np.diff(centres[:, axis]) * expected)[expected != 0]
-        ratios.append(float(np.nanmedian(along) / (SPEEDS[obj.speed] * canvas / REFERENCE_SIZE)))
-    return ratios
+        along = np.diff(centres[:, axis]) * expected / (SPEEDS[obj.speed] * canvas / REFERENCE_SIZE)
+        part = lambda sel: float(np.nanmedian(along[sel][expected[sel] != 0])) \
+            if (expected[sel] != 0).any() else float("nan")  # noqa: E731
+        steps = np.arange(len(along))
+        rows.append({"speed": obj.speed, "size": obj.size, "ratio": part(steps >= 0),
+                     "early": part(steps < EARLY), "late": part(steps >= LATE)})
+    return rows
+
+
+def by_kind(rows: list[dict]) -> dict:
+    """Medians per (speed, size): a motion that starts and then stops shows as early ≫ late."""
+    out = {}
+    for key in sorted({(r["speed"], r["size"]) for r in rows}):
+        sel = [r for r in rows if (r["speed"], r["size"]) == key]
+        out[" ".join(key)] = {"videos": len(sel), **{k: round(float(np.nanmedian([r[k] for r in sel])), 3)
+                                                      for k in ("ratio", "early", "late")}}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--name", default="motion_follow")
     args = parser.parse_args()
     results = {}
     for folder in args.folders:
-        ratios = follow_ratios(folder)
+        rows = follow_ratios(folder)
+        ratios = [r["ratio"] for r in rows]
         results[str(folder)] = {"videos": len(ratios), "median": float(np.median(ratios)) if ratios else None,
-                                "ratios": [round(r, 3) for r in ratios]}
+                                "ratios": [round(r, 3) for r in ratios], "by_speed_and_size": by_kind(rows)}
         print(f"{folder}: {len(ratios)} videos, median displacement / caption speed "
               f"{results[str(folder)]['median']:.2f}; per video {np.round(ratios, 2).tolist()}")
-    out = Path(__file__).resolve().parent / "results" / "motion_follow.json"
-    out.write_text(json.dumps({"command": "python benchmarks/motion_follow.py " + " ".join(map(str, args.folders)),
+        for kind, v in results[str(folder)]["by_speed_and_size"].items():
+            print(f"  {kind}: {v}")
+    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
+    out.write_text(json.dumps({"command": "python benchmarks/motion_follow.py " + " ".join(sys.argv[1:]),
                                "results": results}, indent=2))
 
 

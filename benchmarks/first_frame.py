@@ -1,0 +1,57 @@
+"""Attribute accuracy of each video's first frame against the frames after it, over folders of videos with
+captions.jsonl. Autoregressive frames after the first are drawn from it (with `start carry`, warped from it): a
+first frame drawn wrong stays wrong. This tells whether a split's attribute errors are made at frame 0 (the
+base model's image) or later (the adapter's continuation).
+
+    python benchmarks/first_frame.py runs/fl-eval/autoregressive-heldout runs/fl-eval/independent-heldout
+    # writes benchmarks/results/first_frame.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from common import cli
+
+from vidgen.data.video_folder import read_captions
+from vidgen.eval.scorer import score_video
+from vidgen.video import read_video
+
+
+def split(folder: Path) -> dict:
+    first, later, carried, inherited = [], [], [], []
+    for path, caption in read_captions(folder):
+        frames = read_video(path)
+        head = score_video(frames[:1], caption).attributes_correct
+        tail = score_video(frames[1:], caption).attributes_correct
+        first.append(head)
+        later.append(tail)
+        carried.append(tail if head == 1.0 else np.nan)
+        inherited.append(tail if head < 1.0 else np.nan)
+    mean = lambda xs: round(float(np.nanmean(xs)), 3) if np.isfinite(xs).any() else None  # noqa: E731
+    # (frame 0 wrong: some object of it has a wrong colour, shape or size, or the background is wrong)
+    return {"videos": len(first), "frame_0": mean(first), "frames_1_on": mean(later),
+            "frames_1_on_when_frame_0_right": mean(carried), "frames_1_on_when_frame_0_wrong": mean(inherited),
+            "frame_0_wholly_right": int(sum(h == 1.0 for h in first))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--name", default="first_frame")
+    args = parser.parse_args()
+    results = {}
+    for folder in args.folders:
+        results[str(folder)] = split(folder)
+        print(folder, results[str(folder)])
+    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
+    out.write_text(json.dumps({"command": "python benchmarks/first_frame.py " + " ".join(sys.argv[1:]),
+                               "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    cli(main)
