@@ -51,3 +51,22 @@ def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool =
     report.write(report_path)
     seconds_path.write_text(json.dumps(seconds))
     return report, seconds
+
+
+def folder_benchmark(description: str, default_name: str, measure, show=str) -> None:
+    """The command line of a benchmark over scored video folders: `FOLDER… [--name NAME]`. `measure(folder)` gives
+    each folder's results (printed as `show(results)`); all of them go to benchmarks/results/NAME.json with the
+    command that made them."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--name", default=default_name)
+    args = parser.parse_args()
+    results = {}
+    for folder in args.folders:
+        results[str(folder)] = measure(folder)
+        print(folder, show(results[str(folder)]))
+    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
+    out.write_text(json.dumps({"command": f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:]),
+                               "results": results}, indent=2))

@@ -8,13 +8,11 @@ split is scored again). The overall figure mixes speeds that behave differently;
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-from common import cli
+from common import cli, folder_benchmark
 from vidgen.data.video_folder import read_captions
 from vidgen.errors import VidgenError
 from vidgen.eval.scorer import parse_caption, score_video
@@ -46,17 +44,8 @@ def split(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--name", default="direction_split")
-    args = parser.parse_args()
-    results = {}
-    for folder in args.folders:
-        results[str(folder)] = split(folder)
-        print(folder, {k: f"{v['accuracy']} (n={v['pairs']})" for k, v in results[str(folder)].items()})
-    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
-    out.write_text(json.dumps({"command": "python benchmarks/direction_split.py " + " ".join(sys.argv[1:]),
-                               "results": results}, indent=2))
+    folder_benchmark(__doc__.splitlines()[0], "direction_split", split,
+                     lambda result: {k: f"{v['accuracy']} (n={v['pairs']})" for k, v in result.items()})
 
 
 if __name__ == "__main__":

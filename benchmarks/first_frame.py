@@ -9,13 +9,10 @@ base model's image) or later (the adapter's continuation).
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
-from common import cli
+from common import cli, folder_benchmark
 
 from vidgen.data.video_folder import read_captions
 from vidgen.eval.scorer import score_video
@@ -40,17 +37,7 @@ def split(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--name", default="first_frame")
-    args = parser.parse_args()
-    results = {}
-    for folder in args.folders:
-        results[str(folder)] = split(folder)
-        print(folder, results[str(folder)])
-    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
-    out.write_text(json.dumps({"command": "python benchmarks/first_frame.py " + " ".join(sys.argv[1:]),
-                               "results": results}, indent=2))
+    folder_benchmark(__doc__.splitlines()[0], "first_frame", split)
 
 
 if __name__ == "__main__":

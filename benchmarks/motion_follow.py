@@ -9,10 +9,7 @@ world's bounce rule, from where frame 1 put the object), median over frames, div
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -23,7 +20,7 @@ from vidgen.data.shapes import BACKGROUNDS, REFERENCE_SIZE, SPEEDS, parse_captio
 from vidgen.data.video_folder import read_captions  # noqa: E402
 from vidgen.eval.scorer import colour_masks, detect, expected_path  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
-from common import cli  # noqa: E402
+from common import cli, folder_benchmark  # noqa: E402
 
 
 def object_centres(video: np.ndarray, scene) -> np.ndarray:
@@ -77,24 +74,21 @@ def by_kind(rows: list[dict]) -> dict:
     return out
 
 
+def summary(folder: Path) -> dict:
+    rows = follow_ratios(folder)
+    ratios = [r["ratio"] for r in rows]
+    return {"videos": len(ratios), "median": float(np.median(ratios)) if ratios else None,
+            "ratios": [round(r, 3) for r in ratios], "by_speed_and_size": by_kind(rows)}
+
+
+def show(result: dict) -> str:
+    return "\n".join([f"{result['videos']} videos, median displacement / caption speed {result['median']:.2f}; "
+                      f"per video {np.round(result['ratios'], 2).tolist()}",
+                      *(f"  {kind}: {v}" for kind, v in result["by_speed_and_size"].items())])
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--name", default="motion_follow")
-    args = parser.parse_args()
-    results = {}
-    for folder in args.folders:
-        rows = follow_ratios(folder)
-        ratios = [r["ratio"] for r in rows]
-        results[str(folder)] = {"videos": len(ratios), "median": float(np.median(ratios)) if ratios else None,
-                                "ratios": [round(r, 3) for r in ratios], "by_speed_and_size": by_kind(rows)}
-        print(f"{folder}: {len(ratios)} videos, median displacement / caption speed "
-              f"{results[str(folder)]['median']:.2f}; per video {np.round(ratios, 2).tolist()}")
-        for kind, v in results[str(folder)]["by_speed_and_size"].items():
-            print(f"  {kind}: {v}")
-    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
-    out.write_text(json.dumps({"command": "python benchmarks/motion_follow.py " + " ".join(sys.argv[1:]),
-                               "results": results}, indent=2))
+    folder_benchmark(__doc__.splitlines()[0], "motion_follow", summary, show)
 
 
 if __name__ == "__main__":
