@@ -100,6 +100,41 @@ def test_spatial_flow_starts_still_and_its_displacement_moves_the_residuals():
     assert (enc(*ctx.as_args())[0][0] - still).abs().max() > 1e-3
 
 
+def test_motion_field_places_the_captions_motions_reverses_them_and_never_exceeds_them():
+    from vidgen.context import SIGN_BIAS, motion_field
+    motions = torch.tensor([[[0.5, 0.0], [0.0, -0.25]]])  # (b, M = 2, 2)
+    head = torch.zeros(1, 4, 3, 4)
+    head[0, 0, 0] = 30.0  # row 0: motion 1
+    head[0, 1, 1] = 30.0  # row 1: motion 2
+    head[0, 0, 2] = 30.0  # row 2: motion 1, run backwards (a bounce)
+    head[0, 2, 2] = -30.0
+    field = motion_field(head, motions)
+    forward = torch.tanh(torch.tensor(SIGN_BIAS))
+    for row, want in [(0, forward * motions[0, 0]), (1, forward * motions[0, 1]), (2, -motions[0, 0])]:
+        assert torch.allclose(field[0, :, row], want[:, None].expand(2, 4), atol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    field = motion_field(torch.randn(8, 4, 6, 6, generator=g) * 10, motions.expand(8, 2, 2))
+    assert field.norm(dim=1).max() <= motions.norm(dim=-1).max() + 1e-6  # no place moves more than the caption
+
+
+def test_spatial_flow_with_motions_takes_its_size_from_the_caption_alone():
+    from vidgen.context import SpatialEncoder
+    enc = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, flow=True, motions=2)
+    ctx = inputs()[3]
+    text = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(1))
+    start = enc(*ctx.as_args(), text=text)[1]
+    assert 0 < start.abs().max() < 0.05  # nearly still, and the two motions differ (they must, to part)
+    with torch.no_grad():
+        enc.text_flow[-1].weight.zero_()
+        enc.text_flow[-1].bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))  # motion 1: one latent px along x
+        torch.nn.init.normal_(enc.flow[-1].weight)
+    for scale in (1.0, 100.0):  # whatever the context, no place moves more than the caption says
+        flow = enc(ctx.frames * scale, *ctx.as_args()[1:], text=text)[1]
+        assert flow.abs().max() <= 1.0 and flow[:, 1].abs().max() == 0 and flow[:, 0].abs().max() > 0.01
+    with pytest.raises(ValueError, match="motions"):
+        SpatialEncoder(4, 8, [(8, 1)], 4, flow=True, motions=2)
+
+
 def test_frame_differences_pair_each_frame_with_its_farther_neighbour():
     from vidgen.context import frame_differences
     from vidgen.sampling import context_window, joint_window

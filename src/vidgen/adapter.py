@@ -83,6 +83,9 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             caption (model card).
         flow_interpolation (str, default "bilinear"): how the displacement warps, bilinear or bicubic
             (`context.warp`); bilinear in adapters saved before the option existed.
+        flow_motions (int, default 0): with spatial_flow and spatial_text, M > 0 builds the field from M
+            displacements read off the caption, placed per location by the map (`context.motion_field`); 0: the
+            map predicts the field freely and the caption adds one displacement everywhere.
     """
 
     @register_to_config
@@ -90,7 +93,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  num_tokens: int = 16, width: int = 128, depth: int = 2, heads: int = 4, patch_size: int = 2,
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
                  spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False,
-                 spatial_text_words: bool = False, spatial_flow: bool = False, flow_interpolation: str = "bilinear"):
+                 spatial_text_words: bool = False, spatial_flow: bool = False,
+                 flow_interpolation: str = "bilinear", flow_motions: int = 0):
         super().__init__()
         if flow_interpolation not in INTERPOLATIONS:
             raise VidgenError(f"flow_interpolation: got {flow_interpolation!r}; expected one of {INTERPOLATIONS}")
@@ -98,6 +102,9 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
         if spatial_text_words and not (spatial_path and spatial_text):
             raise VidgenError("spatial_text_words: got True without spatial_text; expected spatial_text=True too")
+        if flow_motions and not (spatial_path and spatial_flow and spatial_text):
+            raise VidgenError(f"flow_motions: got {flow_motions} without spatial_flow and spatial_text; expected 0, "
+                              "or both of those (the motions are read off the caption)")
         if token_path:
             self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
                                           depth, heads, patch_size, max_offset)
@@ -107,7 +114,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None,
-                                          spatial_flow, flow_interpolation)
+                                          spatial_flow, flow_interpolation, flow_motions)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule

@@ -15,7 +15,10 @@ tokens), so that a caption's motion can move the object from a context that has 
 frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
 zero-initialised head predicts from it (after the text modulation), plus, with text, one displacement read off
 the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
-so that a shift is one number per place rather than a pattern of feature channels.
+so that a shift is one number per place rather than a pattern of feature channels. With `motions` M > 0 the
+field is instead made of the caption's own motions (`motion_field`): the caption gives M displacements, and the
+map only says, per place, which of them moves it, and whether it runs backwards (a bounce). A
+displacement's size then comes from the caption alone, so a context that lags cannot shrink it.
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -140,6 +143,25 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.T
     return nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
+SIGN_BIAS = 3.0  # a motion layer's sign tanh(h + SIGN_BIAS) starts at +0.995: forwards, as the caption says
+MOTION_INIT = 0.01  # std of the motion heads' last weights: small, but not zero, or the M motions, starting
+#                     equal, would get equal gradients and stay equal
+
+
+def motion_field(head: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
+    """The displacement field made of the caption's motions: (b, 2, h, w) = Σ_m a_m(p) s_m(p) v_m.
+
+    head (b, 2M, h, w): M logits of a softmax over the motions per place (which motion moves it: a still object's
+    motion is zero), then M sign logits (s_m = tanh(· + SIGN_BIAS) in (−1, 1): −1 runs motion m backwards, as
+    after a bounce). motions (b, M, 2): the caption's displacements v_m (latent px, (dx, dy)). No place moves
+    farther than the farthest v_m: the size of a motion is the caption's.
+    """
+    m = motions.shape[1]
+    weights = torch.softmax(head[:, :m], dim=1)
+    signs = torch.tanh(head[:, m:] + SIGN_BIAS)
+    return torch.einsum("bmhw,bmc->bchw", weights * signs, motions)
+
+
 TEXT_QUERIES = 4  # learned poolings of the caption's tokens that modulate the spatial path (spatial_text)
 
 
@@ -148,15 +170,20 @@ class SpatialEncoder(nn.Module):
 
     def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
                  differences: bool = False, text_dim: int | None = None, flow: bool = False,
-                 interpolation: str = "bilinear"):
+                 interpolation: str = "bilinear", motions: int = 0):
         super().__init__()
+        if motions and not (flow and text_dim is not None):
+            raise ValueError("motions > 0 needs flow and text_dim (the motions are read off the caption)")
         self.interpolation = interpolation
+        self.motions = motions
         self.flow = None
         if flow:  # zero-initialised: no displacement until trained
             self.flow = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
-                                      nn.Conv2d(width, 2, 3, padding=1))
+                                      nn.Conv2d(width, 2 * max(motions, 1), 3, padding=1))
             nn.init.zeros_(self.flow[-1].weight)
             nn.init.zeros_(self.flow[-1].bias)
+            if motions:
+                nn.init.normal_(self.flow[-1].weight, std=MOTION_INIT)
         self.differences = differences
         self.text_film = self.text_flow = None
         if text_dim is not None:  # zero-initialised: pooling starts as the mean, modulation as identity
@@ -167,9 +194,11 @@ class SpatialEncoder(nn.Module):
             if flow:  # the caption's own displacement, the same everywhere. Not linear: a shift is direction ×
                 # speed, which no linear read of pooled words (a sum over words) can form
                 self.text_flow = nn.Sequential(nn.Linear(TEXT_QUERIES * text_dim, width), nn.SiLU(),
-                                               nn.Linear(width, 2))
+                                               nn.Linear(width, 2 * max(motions, 1)))
                 nn.init.zeros_(self.text_flow[-1].weight)
                 nn.init.zeros_(self.text_flow[-1].bias)
+                if motions:
+                    nn.init.normal_(self.text_flow[-1].weight, std=MOTION_INIT)
         stem_in = 2 * in_channels if differences else in_channels
         self.stem = nn.Sequential(nn.Conv2d(stem_in, width, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(width, width, 3, padding=1))
@@ -217,7 +246,9 @@ class SpatialEncoder(nn.Module):
         flow = None
         if self.flow is not None:
             flow = self.flow(pooled)
-            if self.text_flow is not None:
+            if self.motions:
+                flow = motion_field(flow, self.text_flow(words).reshape(b, self.motions, 2))
+            elif self.text_flow is not None:
                 flow = flow + self.text_flow(words)[..., None, None]
             pooled = warp(pooled, flow.to(pooled.dtype), self.interpolation)
         pyramid = {1: self.mix(pooled)}

@@ -79,6 +79,8 @@ class TrainConfig:
     spatial_text_words: bool = False  # adapter: with spatial_text, read the text encoder's input word embeddings
     spatial_flow: bool = False  # adapter: the spatial path warps its pooled map by a predicted displacement field
     flow_interpolation: str = "bilinear"  # adapter: how its displacement warps (bilinear | bicubic)
+    flow_motions: int = 0  # adapter: M > 0 makes the field of M displacements read off the caption, placed per
+    #                        location (and reversed at a bounce) by the map; 0: a free field plus the caption's one
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
@@ -89,7 +91,8 @@ class TrainConfig:
     # what a checkpoint saved before a field existed was trained with
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
-              "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1}
+              "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
+              "flow_motions": 0}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -110,6 +113,9 @@ class TrainConfig:
         check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
               "0 unless the adapter has spatial_flow (a displacement to train)")
         check(self.flow_horizon >= 1, "flow_horizon", self.flow_horizon, "an integer ≥ 1")
+        check(self.flow_motions >= 0, "flow_motions", self.flow_motions, "an integer ≥ 0")
+        check(self.flow_motions == 0 or (self.spatial_path and self.spatial_flow and self.spatial_text),
+              "flow_motions", self.flow_motions, "0 unless the adapter has spatial_flow and spatial_text")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
         check(self.token_path or self.spatial_path, "adapter paths", "none", "token_path, spatial_path or both")
         check(self.spatial_text or not self.spatial_text_words, "spatial_text_words", True,
@@ -120,7 +126,7 @@ class TrainConfig:
                     token_path=self.token_path, spatial_path=self.spatial_path,
                     frame_differences=self.frame_differences, spatial_text=self.spatial_text,
                     spatial_text_words=self.spatial_text_words, spatial_flow=self.spatial_flow,
-                    flow_interpolation=self.flow_interpolation)
+                    flow_interpolation=self.flow_interpolation, flow_motions=self.flow_motions)
 
 
 @dataclass
