@@ -100,7 +100,7 @@ def test_spatial_flow_starts_still_and_its_displacement_moves_the_residuals():
     assert (enc(*ctx.as_args())[0][0] - still).abs().max() > 1e-3
 
 
-def test_motion_field_moves_each_place_by_one_captions_motion_whole_or_reversed():
+def test_motion_field_places_the_captions_motions_reverses_them_and_never_exceeds_them():
     from vidgen.context import SIGN_BIAS, motion_field
     motions = torch.tensor([[[0.5, 0.0], [0.0, -0.25]]])  # (b, M = 2, 2)
     head = torch.zeros(1, 4, 3, 4)
@@ -108,17 +108,13 @@ def test_motion_field_moves_each_place_by_one_captions_motion_whole_or_reversed(
     head[0, 1, 1] = 30.0  # row 1: motion 2
     head[0, 0, 2] = 30.0  # row 2: motion 1, run backwards (a bounce)
     head[0, 2, 2] = -30.0
-    head.requires_grad_(True)
     field = motion_field(head, motions)
-    for row, want in [(0, motions[0, 0]), (1, motions[0, 1]), (2, -motions[0, 0])]:
-        assert torch.allclose(field[0, :, row], want[:, None].expand(2, 4), atol=1e-6)
-    field[0, 0, 1].sum().backward()  # straight-through: the soft choice still learns (row 1 took motion 2, the
-    assert head.grad[0, :2, 1].abs().max() > 0  # one with no x: pulling x up pulls towards motion 1's logit)
+    forward = torch.tanh(torch.tensor(SIGN_BIAS))
+    for row, want in [(0, forward * motions[0, 0]), (1, forward * motions[0, 1]), (2, -motions[0, 0])]:
+        assert torch.allclose(field[0, :, row], want[:, None].expand(2, 4), atol=1e-5)
     g = torch.Generator().manual_seed(0)
-    field = motion_field(torch.randn(8, 4, 6, 6, generator=g) * 10 - 3, motions.expand(8, 2, 2))
-    whole = torch.stack([s * motions[0, m] for m in range(2) for s in (1, -1)])  # (4, 2): ±v_m
-    gap = (field.permute(0, 2, 3, 1).reshape(-1, 1, 2) - whole).abs().amax(dim=-1).amin(dim=-1)
-    assert gap.max() < 1e-6  # every place moves by one caption displacement, whole
+    field = motion_field(torch.randn(8, 4, 6, 6, generator=g) * 10, motions.expand(8, 2, 2))
+    assert field.norm(dim=1).max() <= motions.norm(dim=-1).max() + 1e-6  # no place moves more than the caption
 
 
 def test_spatial_flow_with_motions_takes_its_size_from_the_caption_alone():
@@ -134,9 +130,7 @@ def test_spatial_flow_with_motions_takes_its_size_from_the_caption_alone():
         torch.nn.init.normal_(enc.flow[-1].weight)
     for scale in (1.0, 100.0):  # whatever the context, no place moves more than the caption says
         flow = enc(ctx.frames * scale, *ctx.as_args()[1:], text=text)[1]
-        whole = torch.tensor([-1.0, 0.0, 1.0])  # ±motion 1 or ±motion 2 (zero), nothing between
-        assert flow[:, 1].abs().max() < 1e-6 and (flow[:, 0, ..., None] - whole).abs().amin(-1).max() < 1e-6
-        assert flow[:, 0].abs().max() > 0.99
+        assert flow.abs().max() <= 1.0 and flow[:, 1].abs().max() == 0 and flow[:, 0].abs().max() > 0.01
     with pytest.raises(ValueError, match="motions"):
         SpatialEncoder(4, 8, [(8, 1)], 4, flow=True, motions=2)
 

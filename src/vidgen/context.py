@@ -17,8 +17,8 @@ zero-initialised head predicts from it (after the text modulation), plus, with t
 the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
 so that a shift is one number per place rather than a pattern of feature channels. With `motions` M > 0 the
 field is instead made of the caption's own motions (`motion_field`): the caption gives M displacements, and the
-map only chooses, per place, which of them moves it and whether it runs backwards (a bounce), a hard choice. A
-displacement's size then comes from the caption alone, so a context that lags cannot shrink it.
+map only chooses, per place, which of them moves it and whether it runs backwards (a bounce), so that no place
+moves farther than the caption says (tried; not used by the demo adapter: see the model card).
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -149,23 +149,17 @@ MOTION_INIT = 0.01  # std of the motion heads' last weights: small, but not zero
 
 
 def motion_field(head: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
-    """The displacement field made of the caption's motions: (b, 2, h, w), at each place exactly ±v_m for one m.
+    """The displacement field made of the caption's motions: (b, 2, h, w) = Σ_m a_m(p) s_m(p) v_m.
 
     head (b, 2M, h, w): M logits of a softmax over the motions per place (which motion moves it: a still object's
-    motion is zero), then M sign logits (s_m = tanh(· + SIGN_BIAS): negative runs motion m backwards, as after a
-    bounce). motions (b, M, 2): the caption's displacements v_m (latent px, (dx, dy)).
-
-    The choice is hard in the forward pass (the most likely motion, the sign of s_m) and soft in the backward
-    pass (straight-through). A soft mixture would let the map scale a motion down (a mix of v and −v is any
-    shorter v), and a field learnt that way lags whenever the generated context lags; a hard one moves each place
-    by a caption displacement, whole.
+    motion is zero), then M sign logits (s_m = tanh(· + SIGN_BIAS) in (−1, 1): −1 runs motion m backwards, as
+    after a bounce). motions (b, M, 2): the caption's displacements v_m (latent px, (dx, dy)). No place moves
+    farther than the farthest v_m. The choice is soft, so a mixture can still move a place less (the model card
+    shows how trained adapters use that: with M = 2 they learn v and −v, whose mixtures are any shorter v).
     """
     m = motions.shape[1]
-    soft = torch.softmax(head[:, :m], dim=1)
-    hard = nn.functional.one_hot(soft.argmax(dim=1), m).movedim(-1, 1).to(soft.dtype)
-    weights = hard + soft - soft.detach()
+    weights = torch.softmax(head[:, :m], dim=1)
     signs = torch.tanh(head[:, m:] + SIGN_BIAS)
-    signs = torch.where(signs >= 0, 1.0, -1.0).to(signs.dtype) + signs - signs.detach()
     return torch.einsum("bmhw,bmc->bchw", weights * signs, motions)
 
 
