@@ -9,19 +9,15 @@ object, or v and −v), and how far a free-field adapter's one caption displacem
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
 import torch
-from common import cli
+from common import cli, write_results
 
 from vidgen.adapter import split_text
 from vidgen.data.shapes import parse_caption
 from vidgen.errors import check
 from vidgen.pipeline import VideoPipeline
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CAPTIONS = ["a small red circle moving down slowly on a white background",
             "a large green square moving right quickly on a black background",
             "a small blue triangle moving up quickly and a small yellow triangle moving up slowly on a white background",
@@ -35,7 +31,7 @@ def read(adapter: str) -> list[dict]:
     spatial = getattr(pipe.denoiser.adapter, "spatial", None)
     check(spatial is not None and spatial.text_flow is not None, "adapter", adapter,
           "an adapter with spatial_flow and spatial_text (a caption displacement to read)")
-    canvas = pipe.denoiser.unet.config.sample_size * pipe.vae_scale_factor
+    canvas = pipe.native_size
     rows = []
     for caption in CAPTIONS:
         _, words = split_text(pipe.encode_prompt(caption), pipe.denoiser.unet.config.cross_attention_dim)
@@ -52,10 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("adapters", nargs="+")
     args = parser.parse_args()
-    results = {adapter: read(adapter) for adapter in args.adapters}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "caption_motions.json").write_text(json.dumps(
-        {"command": "python benchmarks/caption_motions.py " + " ".join(sys.argv[1:]), "results": results}, indent=2))
+    write_results("caption_motions", {"results": {adapter: read(adapter) for adapter in args.adapters}})
 
 
 if __name__ == "__main__":

@@ -10,13 +10,10 @@ start, the settings) stays the adapter's. Scored by the shapes scorer: direction
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-from common import cli, machine
+from common import cli, machine, write_results
 from torch import nn
 
 from vidgen.data.shapes import parse_caption
@@ -24,7 +21,6 @@ from vidgen.errors import check
 from vidgen.eval.scorer import score_video
 from vidgen.pipeline import VideoPipeline
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PROMPTS = [f"a {size} {colour} {shape} moving {direction} slowly on a {bg} background"
            for size, colour, shape, direction, bg in
            [("large", "green", "square", "right", "black"), ("small", "red", "circle", "down", "white"),
@@ -47,21 +43,20 @@ def main() -> None:
     parser.add_argument("--adapter", default="models/shapes-adapter")
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[1, 2])
     args = parser.parse_args()
-    results = {}
+    pipe = VideoPipeline.from_pretrained(args.model, args.adapter)
+    cfg = pipe.denoiser.adapter.config
+    check(cfg.get("spatial_flow") and cfg.get("spatial_text") and not cfg.get("flow_motions"), "adapter",
+          args.adapter, "an adapter with spatial_flow and spatial_text, without flow_motions (a field to replace)")
+    results, displacement = {}, {}
     for field in ("adapter", "oracle"):
-        pipe = VideoPipeline.from_pretrained(args.model, args.adapter)
-        cfg = pipe.denoiser.adapter.config
-        check(cfg.get("spatial_flow") and cfg.get("spatial_text") and not cfg.get("flow_motions"), "adapter",
-              args.adapter, "an adapter with spatial_flow and spatial_text, without flow_motions (a field to replace)")
-        displacement = {}
-        if field == "oracle":
+        if field == "oracle":  # after the adapter's own run: this replaces its field for good
             oracle(pipe, displacement)
         rows = []
         for prompt in PROMPTS:
             obj = parse_caption(prompt).objects[0]
-            canvas = pipe.denoiser.unet.config.sample_size * pipe.vae_scale_factor  # the native frame size
             # in latent px; warp samples at p + flow, so content moving by v comes from p − v
-            displacement["v"] = -torch.tensor(obj.velocity(canvas), dtype=torch.float32)[None] / pipe.vae_scale_factor
+            displacement["v"] = -torch.tensor(obj.velocity(pipe.native_size), dtype=torch.float32)[None] \
+                / pipe.vae_scale_factor
             for seed in args.seeds:
                 frames = pipe(prompt, generator=torch.Generator().manual_seed(seed)).frames
                 s = score_video(frames, prompt)
@@ -74,10 +69,7 @@ def main() -> None:
                           "identity": float(np.mean([r["identity"] for r in rows])), "videos": rows}
         print(f"[{field}] direction {results[field]['direction']:.3f}, trajectory "
               f"{results[field]['trajectory_rmse']:.2f} px, identity {results[field]['identity']:.3f}", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "field_oracle.json").write_text(json.dumps(
-        {"machine": machine(), "command": "python benchmarks/field_oracle.py " + " ".join(sys.argv[1:]),
-         "results": results}, indent=2))
+    write_results("field_oracle", {"machine": machine(), "results": results})
 
 
 if __name__ == "__main__":

@@ -203,6 +203,11 @@ class VideoPipeline:
         return self.denoiser.unet.dtype
 
     @property
+    def native_size(self) -> int:
+        """Frame height and width (pixels) the base model was trained at: its default."""
+        return self.denoiser.unet.config.sample_size * self.vae_scale_factor
+
+    @property
     def size_multiple(self) -> int:
         """Height and width must be multiples of this many pixels."""
         unet_factor = 2 ** (len(self.denoiser.unet.config.block_out_channels) - 1)
@@ -214,7 +219,7 @@ class VideoPipeline:
         names = {f.name for f in fields(GenerationConfig)}
         unknown = sorted(set(options) - names)
         check(not unknown, "options", unknown, f"keywords among {sorted(names)}")
-        native = self.denoiser.unet.config.sample_size * self.vae_scale_factor
+        native = self.native_size
         options = {"height": native, "width": native, **self.generation_defaults,
                    **{k: v for k, v in options.items() if v is not None}}
         config = GenerationConfig(**options)

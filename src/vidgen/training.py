@@ -307,7 +307,7 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
         torch.manual_seed(config.seed)
         pipe = VideoPipeline.from_pretrained(config.model, adapter_options=config.adapter_options())
     pipe.to(accelerator.device)
-    native = pipe.denoiser.unet.config.sample_size * pipe.vae_scale_factor
+    native = pipe.native_size
     size = (config.height or native, config.width or native)
     for name, value in zip(("height", "width"), size):
         m = pipe.size_multiple
