@@ -67,6 +67,14 @@ def folder_benchmark(description: str, default_name: str, measure, show=str) -> 
     for folder in args.folders:
         results[str(folder)] = measure(folder)
         print(folder, show(results[str(folder)]))
-    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
-    out.write_text(json.dumps({"command": f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:]),
-                               "results": results}, indent=2))
+    write_results(args.name, {"results": results})
+
+
+def write_results(name: str, payload: dict) -> Path:
+    """Write benchmarks/results/NAME.json: the command that made it (this benchmark's command line), then
+    `payload`."""
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+    out.write_text(json.dumps({"command": command, **payload}, indent=2))
+    return out

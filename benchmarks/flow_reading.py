@@ -12,9 +12,7 @@ latent i (a grid search), over the true shift: the bias the displacement loss in
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -22,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import cli  # noqa: E402
+from common import cli, write_results  # noqa: E402
 from motion_follow import moving_objects  # noqa: E402
 from vidgen.context import INTERPOLATIONS, warp  # noqa: E402
 from vidgen.errors import VidgenError  # noqa: E402
@@ -106,9 +104,7 @@ def main() -> None:
         print(f"{adapter}: field / true shift {results['field'][adapter]}", flush=True)
     results["best_warp"] = {mode: best_warp(items, mode) for mode in INTERPOLATIONS}
     print(f"best single displacement / true shift: {results['best_warp']}")
-    out = Path(__file__).resolve().parent / "results" / "flow_reading.json"
-    out.write_text(json.dumps({"command": "python benchmarks/flow_reading.py " + " ".join(sys.argv[1:]),
-                               "results": results}, indent=2))
+    write_results("flow_reading", {"results": results})
 
 
 if __name__ == "__main__":

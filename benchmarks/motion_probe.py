@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 
 from motion_follow import moving_objects, object_centres  # noqa: E402
-from common import cli  # noqa: E402
+from common import cli, write_results  # noqa: E402
 
 
 def probe_cases(folder: Path, num_videos: int, targets: list[int]) -> list[dict]:
@@ -88,9 +87,7 @@ def main() -> None:
         print(f"{adapter} {options or ''}: {r['detected']}/{r['cases']} detected, median {r['median']:.2f}, "
               f"mean {r['mean']:.2f}, median by speed {({s: round(float(m), 2) for s, m in by_speed.items()})}, "
               f"right direction {np.mean(np.array(r['ratios']) > 0):.0%} ({r['seconds']} s)", flush=True)
-    out = Path(__file__).resolve().parent / "results" / f"{args.name}.json"
-    out.write_text(json.dumps({"command": "python benchmarks/motion_probe.py " + " ".join(sys.argv[1:]),
-                               "results": results}, indent=2))
+    write_results(args.name, {"results": results})
 
 
 if __name__ == "__main__":

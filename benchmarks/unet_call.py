@@ -8,9 +8,7 @@ in one process: is there a cheap speed-up for generation on this CPU?
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 from diffusers import UNet2DConditionModel  # noqa: E402
 
-from common import cli, machine  # noqa: E402
+from common import cli, machine, write_results  # noqa: E402
 
 UNET = Path(__file__).resolve().parents[1] / "models" / "shapes-base" / "unet"
 
@@ -51,10 +49,8 @@ def main() -> None:
         unet.to(memory_format=torch.contiguous_format)
         times["bf16 autocast"].append(per_call_ms(unet, x, t, text, args.calls, autocast=True))
     best = {k: min(v) for k, v in times.items()}
-    result = {"command": "python benchmarks/unet_call.py " + " ".join(sys.argv[1:]), "machine": machine(),
-              "ms_per_call": times, "best_ms": best,
-              "ratio_to_fp32": {k: round(v / best["fp32"], 3) for k, v in best.items()}}
-    (Path(__file__).resolve().parent / "results" / "unet_call.json").write_text(json.dumps(result, indent=2))
+    write_results("unet_call", {"machine": machine(), "ms_per_call": times, "best_ms": best,
+                                "ratio_to_fp32": {k: round(v / best["fp32"], 3) for k, v in best.items()}})
     for k, v in best.items():
         print(f"{k}: {v:.1f} ms per call (best of {args.rounds}), {v / best['fp32']:.2f}× fp32")
 
