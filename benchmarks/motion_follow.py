@@ -23,9 +23,9 @@ from vidgen.video import read_video  # noqa: E402
 from common import cli, folder_benchmark  # noqa: E402
 
 
-def object_centres(video: np.ndarray, scene) -> np.ndarray:
-    """(f, 2) centre of the scene's one object in each frame (NaN where the detector finds none)."""
-    obj, canvas = scene.objects[0], video.shape[1]
+def object_centres(video: np.ndarray, scene, k: int = 0) -> np.ndarray:
+    """(f, 2) centre of the scene's object k in each frame (NaN where the detector finds none)."""
+    obj, canvas = scene.objects[k], video.shape[1]
     mask = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32), [obj.colour])[obj.colour]
     return np.array([detect(mask[i], canvas).centre for i in range(len(video))])
 

@@ -76,7 +76,7 @@ def test_spatial_text_words_read_the_appended_word_embeddings_and_the_unet_never
 
 
 def test_warp_shifts_by_whole_pixels_exactly_and_by_fractions_linearly():
-    from vidgen.context import warp
+    from vidgen.fields import warp
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     flow = torch.zeros(2, 2, 8, 8)
     assert torch.allclose(warp(x, flow), x, atol=1e-6)
@@ -101,7 +101,7 @@ def test_spatial_flow_starts_still_and_its_displacement_moves_the_residuals():
 
 
 def test_motion_field_places_the_captions_motions_reverses_them_and_never_exceeds_them():
-    from vidgen.context import SIGN_BIAS, motion_field
+    from vidgen.fields import SIGN_BIAS, motion_field
     motions = torch.tensor([[[0.5, 0.0], [0.0, -0.25]]])  # (b, M = 2, 2)
     head = torch.zeros(1, 4, 3, 4)
     head[0, 0, 0] = 30.0  # row 0: motion 1
@@ -133,6 +133,48 @@ def test_spatial_flow_with_motions_takes_its_size_from_the_caption_alone():
         assert flow.abs().max() <= 1.0 and flow[:, 1].abs().max() == 0 and flow[:, 0].abs().max() > 0.01
     with pytest.raises(ValueError, match="motions"):
         SpatialEncoder(4, 8, [(8, 1)], 4, flow=True, motions=2)
+
+
+def test_word_field_binds_each_place_to_its_words_and_the_free_field_only_signs_it():
+    """Two objects in one caption: each place takes the displacement of the words its own features match, run
+    backwards exactly where the free field points the other way; whatever the map, no place moves farther than
+    the farthest word's displacement."""
+    from vidgen.context import SpatialEncoder
+    from vidgen.fields import WORD_WINDOW, WordField, signed_like
+    torch.manual_seed(0)
+    field = WordField(4, 4)
+    assert field(torch.randn(2, 4, 3, 3), torch.randn(2, 5, 4)).abs().max() == 0  # untrained: still
+    text = torch.eye(4)[None, :3] * 3  # three "words", each its own direction of the feature space
+    normed = torch.nn.functional.layer_norm(text, (4,), eps=1e-6)
+    with torch.no_grad():
+        field.words.weight.zero_()
+        field.words.weight[:, :, WORD_WINDOW // 2] = torch.eye(4)  # a word reads itself alone
+        field.words.bias.zero_()
+        field.key.weight.zero_()
+        field.key.weight[:4] = 100 * torch.eye(4)
+        field.query.weight.zero_()
+        field.query.weight[:4, :, 0, 0] = torch.eye(4)
+        torch.nn.init.normal_(field.motion[-1].weight)
+    pooled = torch.zeros(1, 4, 2, 3)
+    pooled[0, :, 0] = normed[0, 0][:, None]  # row 0 shows what word 0 describes, row 1 word 1
+    pooled[0, :, 1] = normed[0, 1][:, None]
+    got = field(pooled, text)
+    offered = field.motion(normed)[0]  # each word's displacement
+    assert offered.norm(dim=-1).min() > 0.1 and (offered[0] - offered[1]).norm() > 0.1
+    assert torch.allclose(got[0, :, 0], offered[0][:, None].expand(2, 3), atol=1e-5)
+    assert torch.allclose(got[0, :, 1], offered[1][:, None].expand(2, 3), atol=1e-5)
+    guide = got.clone()
+    guide[0, :, 1, 2] = -0.01 * offered[1]  # the context says: this place now runs backwards (a bounce)
+    signed = signed_like(got, guide)
+    assert torch.allclose(signed[0, :, 1, 2], -offered[1]) and torch.equal(signed[0, :, :, :2], got[0, :, :, :2])
+    wild = field(torch.randn(8, 4, 5, 5) * 50, text.expand(8, 3, 4))
+    assert wild.norm(dim=1).max() <= offered.norm(dim=-1).max() + 1e-5
+    enc = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, flow=True, words=True)
+    _, flow, guide = enc(*inputs()[3].as_args(), text=torch.randn(2, 5, 6))
+    assert flow.abs().max() == 0 and guide.abs().max() == 0  # untrained: no displacement
+    for bad in (dict(flow=False, words=True), dict(flow=True, words=True, motions=2)):
+        with pytest.raises(ValueError, match="words"):
+            SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, **bad)
 
 
 def test_frame_differences_pair_each_frame_with_its_farther_neighbour():
@@ -276,7 +318,7 @@ def test_guidance_formulas():
 def test_bicubic_warp_finds_a_quarter_pixel_shift_that_bilinear_undershoots():
     """A sharp bump (σ = 0.6 px, like an object's edge in a VAE latent) moved a quarter pixel: the displacement
     that best carries one onto the other is 0.82 of the shift under bilinear warping and 0.96 under bicubic."""
-    from vidgen.context import warp
+    from vidgen.fields import warp
     p = torch.arange(16.0)
     bump = lambda c: torch.exp(-(p - c) ** 2 / (2 * 0.6 ** 2)).expand(1, 1, 16, 16)  # noqa: E731
     before, after = bump(8.0), bump(8.25)

@@ -68,6 +68,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "learning_rate": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--learning-rate", "0"],
         "flow_horizon: got 0": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--flow-horizon", "0"],
         "flow_motions: got 2": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--flow-motions", "2"],
+        "flow_words: got True": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--flow-words"],
     }
     with ThreadPoolExecutor(3) as pool:
         results = dict(zip(cases, pool.map(lambda args: vidgen(*args), cases.values())))

@@ -16,7 +16,8 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
-from .context import INTERPOLATIONS, ContextEncoder, SpatialEncoder
+from .context import ContextEncoder, SpatialEncoder
+from .fields import INTERPOLATIONS
 from .errors import VidgenError
 
 
@@ -49,7 +50,8 @@ class Context:
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None  # per cross-attention layer, (b, heads, ℓ, d) each
     residuals: list[torch.Tensor] | None  # per down block, (b, C_j, h_j, w_j)
     flow: torch.Tensor | None = None  # (b, 2, h, w): the spatial path's displacement (spatial_flow), latent px
-    interpolation: str = "bilinear"  # how that displacement warps (context.warp)
+    interpolation: str = "bilinear"  # how that displacement warps (fields.warp)
+    guide: torch.Tensor | None = None  # (b, 2, h, w), flow_words: the free field that signs the word field
 
 
 class VideoAdapter(ModelMixin, ConfigMixin):
@@ -82,10 +84,13 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             so that moving an object is one number per place; the first option that starts a motion from the
             caption (model card).
         flow_interpolation (str, default "bilinear"): how the displacement warps, bilinear or bicubic
-            (`context.warp`); bilinear in adapters saved before the option existed.
+            (`fields.warp`); bilinear in adapters saved before the option existed.
         flow_motions (int, default 0): with spatial_flow and spatial_text, M > 0 builds the field from M
-            displacements read off the caption, placed per location by the map (`context.motion_field`); 0: the
+            displacements read off the caption, placed per location by the map (`fields.motion_field`); 0: the
             map predicts the field freely and the caption adds one displacement everywhere.
+        flow_words (bool, default False): with spatial_flow and spatial_text, the field is read off the caption
+            word by word and bound per place by attention (`fields.WordField`): the map chooses which words move
+            a place and a hard sign, never how far.
     """
 
     @register_to_config
@@ -94,7 +99,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
                  spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False,
                  spatial_text_words: bool = False, spatial_flow: bool = False,
-                 flow_interpolation: str = "bilinear", flow_motions: int = 0):
+                 flow_interpolation: str = "bilinear", flow_motions: int = 0, flow_words: bool = False):
         super().__init__()
         if flow_interpolation not in INTERPOLATIONS:
             raise VidgenError(f"flow_interpolation: got {flow_interpolation!r}; expected one of {INTERPOLATIONS}")
@@ -105,6 +110,9 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if flow_motions and not (spatial_path and spatial_flow and spatial_text):
             raise VidgenError(f"flow_motions: got {flow_motions} without spatial_flow and spatial_text; expected 0, "
                               "or both of those (the motions are read off the caption)")
+        if flow_words and not (spatial_path and spatial_flow and spatial_text) or (flow_words and flow_motions):
+            raise VidgenError(f"flow_words: got True with spatial_flow={spatial_flow}, spatial_text={spatial_text}, "
+                              f"flow_motions={flow_motions}; expected spatial_flow and spatial_text, flow_motions 0")
         if token_path:
             self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
                                           depth, heads, patch_size, max_offset)
@@ -114,7 +122,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None,
-                                          spatial_flow, flow_interpolation, flow_motions)
+                                          spatial_flow, flow_interpolation, flow_motions, flow_words)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule
@@ -178,7 +186,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             or (b, L, 2d) with the word embeddings appended (spatial_text_words).
             drop: (b,) bool, samples whose context is replaced by the null context (guidance, dropout).
         """
-        kv = residuals = flow = None
+        kv = residuals = flow = guide = None
         text, words = split_text(text, self.config.cross_attention_dim)
         if self.config.spatial_text_words and words is None:
             raise VidgenError(f"text: got width {text.shape[-1]}; this adapter's spatial path reads word embeddings, "
@@ -190,11 +198,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                 tokens = torch.where(drop[:, None, None], self.null_tokens.to(tokens.dtype), tokens)
             kv = [layer.project_context(tokens) for layer in self.layers]
         if self.config.spatial_path:
-            residuals, flow = self.spatial(frames, offsets, anchor, levels, mask,
+            residuals, flow, guide = self.spatial(frames, offsets, anchor, levels, mask,
                                      words if self.config.spatial_text_words else text)
             if keep is not None:
                 residuals = [r * keep[:, None, None, None] for r in residuals]
-        return Context(kv, residuals, flow, self.config.get("flow_interpolation", "bilinear"))
+        return Context(kv, residuals, flow, self.config.get("flow_interpolation", "bilinear"), guide)
 
     @contextlib.contextmanager
     def active(self, context: Context | None):
@@ -242,6 +250,7 @@ class VideoDenoiser(nn.Module):
 
     def forward(self, x, t, text, frames, offsets, anchor, levels, mask, drop=None):
         """Training: encode the context and predict in one call → (prediction, the spatial path's displacement
-        field or None), both from one forward pass so that a DDP wrapper sees every loss term."""
+        field or None, the free field that signs it or None), all from one forward pass so that a DDP wrapper
+        sees every loss term."""
         context = self.condition(frames, offsets, anchor, levels, mask, text, drop)
-        return self.predict(x, t, text, context), context.flow
+        return self.predict(x, t, text, context), context.flow, context.guide

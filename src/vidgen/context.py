@@ -15,10 +15,9 @@ tokens), so that a caption's motion can move the object from a context that has 
 frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
 zero-initialised head predicts from it (after the text modulation), plus, with text, one displacement read off
 the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
-so that a shift is one number per place rather than a pattern of feature channels. With `motions` M > 0 the
-field is instead made of the caption's own motions (`motion_field`): the caption gives M displacements, and the
-map only chooses, per place, which of them moves it and whether it runs backwards (a bounce), so that no place
-moves farther than the caption says (tried; not used by the demo adapter: see the model card).
+so that a shift is one number per place rather than a pattern of feature channels. With `motions` M > 0 or
+`words`, the field is instead made of the caption's own motions, and the map only chooses where each applies and
+whether it runs backwards (fields.py).
 
 Every context frame carries its own noise level, so training with independent per-frame levels (Diffusion
 Forcing) is a data change, not a model change.
@@ -32,6 +31,8 @@ import torch
 from diffusers.models.embeddings import get_timestep_embedding
 from einops import rearrange
 from torch import nn
+
+from .fields import MOTION_INIT, WordField, motion_field, signed_like, warp
 
 
 def sincos_2d(h: int, w: int, dim: int, device) -> torch.Tensor:
@@ -125,44 +126,6 @@ def frame_differences(frames, offsets, mask) -> torch.Tensor:
     return (frames - neighbour) * match.any(dim=2).to(frames.dtype)[..., None, None, None]
 
 
-INTERPOLATIONS = ("bilinear", "bicubic")
-
-
-def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """x (b, d, h, w) sampled at p + flow(p) (flow (b, 2, h, w) in pixels, (dx, dy)), edges repeated.
-
-    `mode` bilinear or bicubic. Bilinear blurs a sub-pixel shift, so the displacement that best carries one VAE
-    latent onto the next is biased short for small motions (0.88 of a quarter-pixel shift, model card); bicubic
-    is not (1.02)."""
-    h, w = x.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
-                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
-    gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1
-    gy = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
-    grid = torch.stack([gx, gy], dim=-1)  # b h w 2, in [-1, 1] (align_corners=True)
-    return nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=True)
-
-
-SIGN_BIAS = 3.0  # a motion layer's sign tanh(h + SIGN_BIAS) starts at +0.995: forwards, as the caption says
-MOTION_INIT = 0.01  # std of the motion heads' last weights: small, but not zero, or the M motions, starting
-#                     equal, would get equal gradients and stay equal
-
-
-def motion_field(head: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
-    """The displacement field made of the caption's motions: (b, 2, h, w) = Σ_m a_m(p) s_m(p) v_m.
-
-    head (b, 2M, h, w): M logits of a softmax over the motions per place (which motion moves it: a still object's
-    motion is zero), then M sign logits (s_m = tanh(· + SIGN_BIAS) in (−1, 1): −1 runs motion m backwards, as
-    after a bounce). motions (b, M, 2): the caption's displacements v_m (latent px, (dx, dy)). No place moves
-    farther than the farthest v_m. The choice is soft, so a mixture can still move a place less (the model card
-    shows how trained adapters use that: with M = 2 they learn v and −v, whose mixtures are any shorter v).
-    """
-    m = motions.shape[1]
-    weights = torch.softmax(head[:, :m], dim=1)
-    signs = torch.tanh(head[:, m:] + SIGN_BIAS)
-    return torch.einsum("bmhw,bmc->bchw", weights * signs, motions)
-
-
 TEXT_QUERIES = 4  # learned poolings of the caption's tokens that modulate the spatial path (spatial_text)
 
 
@@ -171,20 +134,24 @@ class SpatialEncoder(nn.Module):
 
     def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
                  differences: bool = False, text_dim: int | None = None, flow: bool = False,
-                 interpolation: str = "bilinear", motions: int = 0):
+                 interpolation: str = "bilinear", motions: int = 0, words: bool = False):
         super().__init__()
-        if motions and not (flow and text_dim is not None):
-            raise ValueError("motions > 0 needs flow and text_dim (the motions are read off the caption)")
+        if (motions or words) and not (flow and text_dim is not None):
+            raise ValueError("motions > 0 or words need flow and text_dim (the motions are read off the caption)")
+        if motions and words:
+            raise ValueError("motions > 0 and words are two ways to read the field off the caption; expected one")
         self.interpolation = interpolation
         self.motions = motions
-        self.flow = None
-        if flow:  # zero-initialised: no displacement until trained
+        self.flow = self.word_field = None
+        if flow:  # zero-initialised: no displacement until trained (with words: the free field that signs it)
             self.flow = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
                                       nn.Conv2d(width, 2 * max(motions, 1), 3, padding=1))
             nn.init.zeros_(self.flow[-1].weight)
             nn.init.zeros_(self.flow[-1].bias)
             if motions:
                 nn.init.normal_(self.flow[-1].weight, std=MOTION_INIT)
+            if words:
+                self.word_field = WordField(width, text_dim)
         self.differences = differences
         self.text_film = self.text_flow = None
         if text_dim is not None:  # zero-initialised: pooling starts as the mean, modulation as identity
@@ -229,7 +196,8 @@ class SpatialEncoder(nn.Module):
 
     def forward(self, frames, offsets, anchor, levels, mask, text=None):
         """→ (residuals, one per entry of `residuals`; the displacement field (b, 2, h, w) in latent pixels the
-        pooled map was warped by, None without `flow`)."""
+        pooled map was warped by, None without `flow`; with `words`, the free field that signed it (trained by
+        the displacement loss too), else None)."""
         b, k = frames.shape[:2]
         if self.differences:
             frames = torch.cat([frames, frame_differences(frames, offsets, mask)], dim=2)
@@ -244,17 +212,19 @@ class SpatialEncoder(nn.Module):
             words = self.pool_text(text).to(pooled.dtype)
             scale, shift = self.text_film(words).chunk(2, dim=-1)
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
-        flow = None
+        flow = guide = None
         if self.flow is not None:
             flow = self.flow(pooled)
             if self.motions:
                 flow = motion_field(flow, self.text_flow(words).reshape(b, self.motions, 2))
             elif self.text_flow is not None:
                 flow = flow + self.text_flow(words)[..., None, None]
+            if self.word_field is not None:
+                guide, flow = flow, signed_like(self.word_field(pooled, text), flow.detach())
             pooled = warp(pooled, flow.to(pooled.dtype), self.interpolation)
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]
         for level, down in enumerate(self.down, start=1):
             x = down(x)
             pyramid[2 ** level] = x
-        return [head(pyramid[stride]) for head, stride in zip(self.heads, self.strides)], flow
+        return [head(pyramid[stride]) for head, stride in zip(self.heads, self.strides)], flow, guide

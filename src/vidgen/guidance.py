@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 
 from .adapter import VideoDenoiser
-from .context import warp
+from .fields import warp
 from .sampling import FrameContext, joint_context
 
 

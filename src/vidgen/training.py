@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .checkpoint import atomic_dir, latest_checkpoint, load_checkpoint, save_checkpoint
-from .context import INTERPOLATIONS, warp
+from .fields import INTERPOLATIONS, warp
 from .data.video_folder import VideoFolderDataset, read_captions
 from .errors import VidgenError, check
 from .sampling import FrameContext, context_window, joint_window, vp_noise
@@ -81,6 +81,8 @@ class TrainConfig:
     flow_interpolation: str = "bilinear"  # adapter: how its displacement warps (bilinear | bicubic)
     flow_motions: int = 0  # adapter: M > 0 makes the field of M displacements read off the caption, placed per
     #                        location (and reversed at a bounce) by the map; 0: a free field plus the caption's one
+    flow_words: bool = False  # adapter: the field read off the caption word by word, bound per place by attention,
+    #                           times a hard sign (fields.WordField): the context never sets how far a place moves
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
@@ -92,7 +94,7 @@ class TrainConfig:
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
-              "flow_motions": 0}
+              "flow_motions": 0, "flow_words": False}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -116,6 +118,10 @@ class TrainConfig:
         check(self.flow_motions >= 0, "flow_motions", self.flow_motions, "an integer ≥ 0")
         check(self.flow_motions == 0 or (self.spatial_path and self.spatial_flow and self.spatial_text),
               "flow_motions", self.flow_motions, "0 unless the adapter has spatial_flow and spatial_text")
+        check(not self.flow_words or (self.spatial_path and self.spatial_flow and self.spatial_text
+                                      and not self.flow_motions),
+              "flow_words", self.flow_words, "False unless the adapter has spatial_flow and spatial_text "
+              "(and flow_motions 0)")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
         check(self.token_path or self.spatial_path, "adapter paths", "none", "token_path, spatial_path or both")
         check(self.spatial_text or not self.spatial_text_words, "spatial_text_words", True,
@@ -126,7 +132,8 @@ class TrainConfig:
                     token_path=self.token_path, spatial_path=self.spatial_path,
                     frame_differences=self.frame_differences, spatial_text=self.spatial_text,
                     spatial_text_words=self.spatial_text_words, spatial_flow=self.spatial_flow,
-                    flow_interpolation=self.flow_interpolation, flow_motions=self.flow_motions)
+                    flow_interpolation=self.flow_interpolation, flow_motions=self.flow_motions,
+                    flow_words=self.flow_words)
 
 
 @dataclass
@@ -248,10 +255,11 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
     through the denoising loss alone the field gets so weak a gradient that it stays near zero (model card).
     With a longer history (`flow_horizon` H), frame i−k warped by k times the field should give it too
     (constant motion over H frames): the mean is over every (example, k) pair whose frame i−k exists. A slow
-    object's quarter-pixel step then meets the loss of a k-fold shift."""
+    object's quarter-pixel step then meets the loss of a k-fold shift. With `flow_words`, the free field that
+    signs the word field (`guide`) is trained by the same loss, logged as guide_loss."""
     ctx = batch["context"]
     args = [ctx.frames.to(device, dtype), *(a.to(device) for a in ctx.as_args()[1:])]
-    pred, flow = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype),
+    pred, flow, guide = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype),
                           *args, drop=batch["drop"].to(device))
     if "weight" not in batch:
         loss = F.mse_loss(pred.float(), batch["target"].to(device).float())
@@ -263,11 +271,14 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
         history = batch["history"].to(device, dtype)  # (B, H, c, h, w)
         use = batch["carry"].to(device)[:, None] & batch["history_ok"].to(device)  # (B, H)
         clean = batch["clean"].to(device).float()
-        err = torch.stack([(warp(history[:, k], (k + 1) * flow, interpolation).float() - clean)
-                           .square().flatten(1).mean(dim=1) for k in range(history.shape[1])], dim=1)
-        flow_loss = (err * use).sum() / use.sum().clamp(min=1)
-        parts["flow_loss"] = flow_loss.item()
-        loss = loss + flow_weight * flow_loss
+        for name, field in (("flow_loss", flow), ("guide_loss", guide)):
+            if field is None:
+                continue
+            err = torch.stack([(warp(history[:, k], (k + 1) * field, interpolation).float() - clean)
+                               .square().flatten(1).mean(dim=1) for k in range(history.shape[1])], dim=1)
+            part = (err * use).sum() / use.sum().clamp(min=1)
+            parts[name] = part.item()
+            loss = loss + flow_weight * part
     return loss, parts
 
 

@@ -1,0 +1,91 @@
+"""Displacement fields: how the spatial path (context.py) moves its pooled map from the context frames to the
+frame being denoised, and how the caption sets them.
+
+`warp` samples a map at p + field(p). A field is either predicted freely from the map (plus one displacement
+read off the caption: `SpatialEncoder`), or made of the caption's own motions, so that the map only chooses,
+per place, which motion moves it and whether it runs backwards (a bounce): `motion_field` (M displacements from
+pooled words, soft choice and sign; tried, see the model card) and `WordField` (a displacement per word, bound to
+places by attention, run backwards where the free field points the other way: `signed_like`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """x (b, d, h, w) sampled at p + flow(p) (flow (b, 2, h, w) in pixels, (dx, dy)), edges repeated.
+
+    `mode` bilinear or bicubic. Bilinear blurs a sub-pixel shift, so the displacement that best carries one VAE
+    latent onto the next is biased short for small motions (0.88 of a quarter-pixel shift, model card); bicubic
+    is not (1.02)."""
+    h, w = x.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
+                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
+    gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1
+    gy = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
+    grid = torch.stack([gx, gy], dim=-1)  # b h w 2, in [-1, 1] (align_corners=True)
+    return nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+SIGN_BIAS = 3.0  # a motion layer's sign tanh(h + SIGN_BIAS) starts at +0.995: forwards, as the caption says
+MOTION_INIT = 0.01  # std of the motion heads' last weights: small, but not zero, or the M motions, starting
+#                     equal, would get equal gradients and stay equal
+
+
+def motion_field(head: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
+    """The displacement field made of the caption's motions: (b, 2, h, w) = Σ_m a_m(p) s_m(p) v_m.
+
+    head (b, 2M, h, w): M logits of a softmax over the motions per place (which motion moves it: a still object's
+    motion is zero), then M sign logits (s_m = tanh(· + SIGN_BIAS) in (−1, 1): −1 runs motion m backwards, as
+    after a bounce). motions (b, M, 2): the caption's displacements v_m (latent px, (dx, dy)). No place moves
+    farther than the farthest v_m. The choice is soft, so a mixture can still move a place less (the model card
+    shows how trained adapters use that: with M = 2 they learn v and −v, whose mixtures are any shorter v).
+    """
+    m = motions.shape[1]
+    weights = torch.softmax(head[:, :m], dim=1)
+    signs = torch.tanh(head[:, m:] + SIGN_BIAS)
+    return torch.einsum("bmhw,bmc->bchw", weights * signs, motions)
+
+
+WORD_WINDOW = 7  # a word field's word reads the three words either side of it: one object's clause of a caption
+WORD_KEYS = 32  # width of a word field's keys and queries
+
+
+class WordField(nn.Module):
+    """The displacement field read off the caption word by word, bound to the place it moves.
+
+    Each word, read with the WORD_WINDOW words around it, offers a displacement and a key; each place of the map
+    attends over the words with its own query (what is drawn there) and takes their displacements so weighted.
+    `SpatialEncoder` then runs it backwards wherever its free field (which reads the context) points the other
+    way: after a bounce. So an object's speed is its words' alone: the context chooses which words and the sign,
+    not how far (a context that moved too little cannot make the next frame move too little too), and two
+    objects can move differently."""
+
+    def __init__(self, width: int, text_dim: int):
+        super().__init__()
+        self.words = nn.Conv1d(text_dim, width, WORD_WINDOW, padding=WORD_WINDOW // 2)
+        self.key = nn.Linear(width, WORD_KEYS)
+        self.query = nn.Conv2d(width, WORD_KEYS, 1)
+        self.motion = nn.Sequential(nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 2))
+        nn.init.zeros_(self.motion[-1].weight)  # zero-initialised: no displacement until trained
+        nn.init.zeros_(self.motion[-1].bias)
+
+    def forward(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """pooled (b, width, h, w), text (b, L, text_dim) → field (b, 2, h, w)."""
+        words = nn.functional.layer_norm(text, text.shape[-1:], eps=1e-6).to(pooled.dtype)
+        words = self.words(words.transpose(1, 2)).transpose(1, 2)  # b L width
+        scores = torch.einsum("bkhw,blk->blhw", self.query(pooled), self.key(words)) / math.sqrt(WORD_KEYS)
+        return torch.einsum("blhw,blc->bchw", torch.softmax(scores, dim=1), self.motion(words))
+
+
+def signed_like(field: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """`field` run backwards wherever it points against `guide` (both (b, 2, h, w)); +1 where they are
+    orthogonal. The sign is not differentiated: it only says which way, the guide is trained on its own."""
+    agree = (field * guide).sum(dim=1, keepdim=True) >= 0
+    return torch.where(agree, field, -field)
