@@ -256,3 +256,32 @@ def test_still_fraction_fills_the_context_with_the_previous_frame(pipe, tiny_mod
     for k in changed:  # autoregressive, past frame 1: every slot holds the frame at offset −1
         prev = a.frames[k][(a.offsets[k] == -1) & a.mask[k]][0]
         assert (b.frames[k][b.mask[k]] == prev).all() and (a.offsets[k][a.mask[k]] < 0).all()
+
+
+def test_flow_words_trains_the_free_field_that_signs_it_by_the_same_loss(pipe, tiny_model, video_folder, tmp_path):
+    """With --flow-words the displacement loss trains both fields: the word field that warps (untrained: still)
+    and the free field that signs it (guide_loss), each exactly as a plain adapter's field would be."""
+    from diffusers import UNet2DConditionModel
+
+    from vidgen import VideoAdapter, VideoDenoiser
+    from vidgen.training import TrainingData
+
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=32, context_noise=0, spatial_flow=True,
+                 spatial_text=True, flow_words=True, flow_loss=1.0)
+    base = torch.randn(3, 1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    latents = torch.cat([base.roll(j, dims=-1) for j in range(4)], dim=1)  # frame j: base moved j px right
+    data = TrainingData(latents, torch.zeros(3, dtype=torch.long), pipe.encode_prompt("a clip"),
+                        pipe.encode_prompt(""))
+    batch = make_batch(data, cfg, pipe.scheduler.alphas_cumprod.float(), "epsilon", _step_generator(cfg, 0, 0, 0))
+
+    def parts(dx: float, **options) -> dict:
+        unet = UNet2DConditionModel.from_config(pipe.denoiser.unet.config)
+        adapter = VideoAdapter.for_unet(unet, num_tokens=4, width=32, spatial_flow=True, spatial_text=True, **options)
+        with torch.no_grad():
+            adapter.spatial.flow[-1].bias.copy_(torch.tensor([dx, 0.0]))  # the free field: dx everywhere
+        return loss_fn(VideoDenoiser(unet, adapter), batch, "cpu", torch.float32, flow_weight=1.0)[1]
+
+    words = parts(-1.0, flow_words=True)
+    assert words["guide_loss"] == pytest.approx(parts(-1.0)["flow_loss"], rel=1e-5)
+    assert words["flow_loss"] == pytest.approx(parts(0.0)["flow_loss"], rel=1e-5)
+    assert words["guide_loss"] < words["flow_loss"]

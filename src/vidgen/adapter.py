@@ -89,8 +89,9 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             displacements read off the caption, placed per location by the map (`fields.motion_field`); 0: the
             map predicts the field freely and the caption adds one displacement everywhere.
         flow_words (bool, default False): with spatial_flow and spatial_text, the field is read off the caption
-            word by word and bound per place by attention (`fields.WordField`): the map chooses which words move
-            a place and a hard sign, never how far.
+            word by word and bound per place by attention (`fields.WordField`), and run backwards where the free
+            field (the spatial_flow one, which reads the context) points the other way: the map chooses which
+            words move a place and which way, never how far. The demo adapter's field.
     """
 
     @register_to_config
@@ -110,7 +111,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if flow_motions and not (spatial_path and spatial_flow and spatial_text):
             raise VidgenError(f"flow_motions: got {flow_motions} without spatial_flow and spatial_text; expected 0, "
                               "or both of those (the motions are read off the caption)")
-        if flow_words and not (spatial_path and spatial_flow and spatial_text) or (flow_words and flow_motions):
+        if flow_words and (not (spatial_path and spatial_flow and spatial_text) or flow_motions):
             raise VidgenError(f"flow_words: got True with spatial_flow={spatial_flow}, spatial_text={spatial_text}, "
                               f"flow_motions={flow_motions}; expected spatial_flow and spatial_text, flow_motions 0")
         if token_path:

@@ -82,7 +82,8 @@ class TrainConfig:
     flow_motions: int = 0  # adapter: M > 0 makes the field of M displacements read off the caption, placed per
     #                        location (and reversed at a bounce) by the map; 0: a free field plus the caption's one
     flow_words: bool = False  # adapter: the field read off the caption word by word, bound per place by attention,
-    #                           times a hard sign (fields.WordField): the context never sets how far a place moves
+    #                           reversed where the free field points back (fields.WordField): the context never
+    #                           sets how far a place moves
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
