@@ -54,6 +54,27 @@ class Context:
     guide: torch.Tensor | None = None  # (b, 2, h, w), flow_words: the free field that signs the word field
 
 
+def check_options(token_path: bool = True, spatial_path: bool = True, spatial_text: bool = False,
+                  spatial_text_words: bool = False, spatial_flow: bool = False, flow_interpolation: str = "bilinear",
+                  flow_motions: int = 0, flow_words: bool = False, **_) -> None:
+    """Raise VidgenError unless these `VideoAdapter` options fit together (the adapter and `vidgen train`, before it
+    loads anything, both check them here); other keyword arguments are ignored."""
+    if flow_interpolation not in INTERPOLATIONS:
+        raise VidgenError(f"flow_interpolation: got {flow_interpolation!r}; expected one of {INTERPOLATIONS}")
+    if flow_motions < 0:
+        raise VidgenError(f"flow_motions: got {flow_motions}; expected an integer ≥ 0")
+    if not (token_path or spatial_path):
+        raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
+    if spatial_text_words and not (spatial_path and spatial_text):
+        raise VidgenError("spatial_text_words: got True without spatial_text; expected spatial_text=True too")
+    if flow_motions and not (spatial_path and spatial_flow and spatial_text):
+        raise VidgenError(f"flow_motions: got {flow_motions} without spatial_flow and spatial_text; expected 0, "
+                          "or both of those (the motions are read off the caption)")
+    if flow_words and (not (spatial_path and spatial_flow and spatial_text) or flow_motions):
+        raise VidgenError(f"flow_words: got True with spatial_flow={spatial_flow}, spatial_text={spatial_text}, "
+                          f"flow_motions={flow_motions}; expected spatial_flow and spatial_text, flow_motions 0")
+
+
 class VideoAdapter(ModelMixin, ConfigMixin):
     """Context encoders + decoupled cross-attention layers for one base model's layout.
 
@@ -102,18 +123,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  spatial_text_words: bool = False, spatial_flow: bool = False,
                  flow_interpolation: str = "bilinear", flow_motions: int = 0, flow_words: bool = False):
         super().__init__()
-        if flow_interpolation not in INTERPOLATIONS:
-            raise VidgenError(f"flow_interpolation: got {flow_interpolation!r}; expected one of {INTERPOLATIONS}")
-        if not (token_path or spatial_path):
-            raise VidgenError("adapter paths: got token_path=False and spatial_path=False; expected at least one")
-        if spatial_text_words and not (spatial_path and spatial_text):
-            raise VidgenError("spatial_text_words: got True without spatial_text; expected spatial_text=True too")
-        if flow_motions and not (spatial_path and spatial_flow and spatial_text):
-            raise VidgenError(f"flow_motions: got {flow_motions} without spatial_flow and spatial_text; expected 0, "
-                              "or both of those (the motions are read off the caption)")
-        if flow_words and (not (spatial_path and spatial_flow and spatial_text) or flow_motions):
-            raise VidgenError(f"flow_words: got True with spatial_flow={spatial_flow}, spatial_text={spatial_text}, "
-                              f"flow_motions={flow_motions}; expected spatial_flow and spatial_text, flow_motions 0")
+        check_options(token_path, spatial_path, spatial_text, spatial_text_words, spatial_flow, flow_interpolation,
+                      flow_motions, flow_words)
         if token_path:
             self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
                                           depth, heads, patch_size, max_offset)

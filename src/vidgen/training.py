@@ -26,7 +26,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .checkpoint import atomic_dir, latest_checkpoint, load_checkpoint, save_checkpoint
-from .fields import INTERPOLATIONS, warp
+from .adapter import check_options as check_adapter_options
+from .fields import warp
 from .data.video_folder import VideoFolderDataset, read_captions
 from .errors import VidgenError, check
 from .sampling import FrameContext, context_window, joint_window, vp_noise
@@ -110,23 +111,12 @@ class TrainConfig:
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
         check(self.loss_weighting in LOSS_WEIGHTINGS, "loss_weighting", self.loss_weighting,
               " or ".join(LOSS_WEIGHTINGS))
-        check(self.flow_interpolation in INTERPOLATIONS, "flow_interpolation", self.flow_interpolation,
-              " or ".join(INTERPOLATIONS))
         check(self.flow_loss >= 0, "flow_loss", self.flow_loss, "a number ≥ 0")
         check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
               "0 unless the adapter has spatial_flow (a displacement to train)")
         check(self.flow_horizon >= 1, "flow_horizon", self.flow_horizon, "an integer ≥ 1")
-        check(self.flow_motions >= 0, "flow_motions", self.flow_motions, "an integer ≥ 0")
-        check(self.flow_motions == 0 or (self.spatial_path and self.spatial_flow and self.spatial_text),
-              "flow_motions", self.flow_motions, "0 unless the adapter has spatial_flow and spatial_text")
-        check(not self.flow_words or (self.spatial_path and self.spatial_flow and self.spatial_text
-                                      and not self.flow_motions),
-              "flow_words", self.flow_words, "False unless the adapter has spatial_flow and spatial_text "
-              "(and flow_motions 0)")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
-        check(self.token_path or self.spatial_path, "adapter paths", "none", "token_path, spatial_path or both")
-        check(self.spatial_text or not self.spatial_text_words, "spatial_text_words", True,
-              "it together with spatial_text")
+        check_adapter_options(**self.adapter_options())
 
     def adapter_options(self) -> dict:
         return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
