@@ -25,10 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common import cli, write_results  # noqa: E402
-from motion_follow import moving_objects, object_centres  # noqa: E402
-from vidgen.data.shapes import parse_caption  # noqa: E402
-from vidgen.data.video_folder import read_captions  # noqa: E402
-from vidgen.video import read_video  # noqa: E402
+from motion_follow import moving_tracks  # noqa: E402
 from vidgen.fields import INTERPOLATIONS, warp  # noqa: E402
 from vidgen.errors import VidgenError  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
@@ -38,27 +35,9 @@ TARGETS = (1, 5, 10)
 SHIFTS = torch.linspace(-1.2, 1.2, 97)  # latent px, step 0.025
 
 
-def two_speed_objects(folder: Path):
-    """(caption, scene, video, [(centres, axis, speed)] per object) for each video whose two objects both move,
-    at different speeds."""
-    for path, caption in read_captions(folder):
-        scene = parse_caption(caption)
-        if len(scene.objects) != 2 or any(o.direction is None for o in scene.objects) or \
-                scene.objects[0].speed == scene.objects[1].speed:
-            continue
-        video = read_video(path)
-        yield caption, scene, video, [(object_centres(video, scene, k), AXES[o.direction], o.speed)
-                                      for k, o in enumerate(scene.objects)]
-
-
-AXES = {"left": 0, "right": 0, "up": 1, "down": 1}
-
-
 def cases(pipe: VideoPipeline, folder: Path, num_videos: int, objects: int = 1) -> list[dict]:
     out, used = [], 0
-    videos = ((c, s, v, [(centres, axis, s.objects[0].speed)]) for c, s, v, centres, axis in moving_objects(folder)) \
-        if objects == 1 else two_speed_objects(folder)
-    for caption, scene, video, tracks in videos:
+    for caption, scene, video, tracks in moving_tracks(folder, objects):
         latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
         scale = video.shape[1] / latents.shape[-1]
         before = len(out)

@@ -30,16 +30,25 @@ def object_centres(video: np.ndarray, scene, k: int = 0) -> np.ndarray:
     return np.array([detect(mask[i], canvas).centre for i in range(len(video))])
 
 
+def moving_tracks(folder: Path, count: int = 1):
+    """(caption, scene, video, [(centres (f, 2), axis of motion, speed)] per object) for each video in `folder`
+    whose caption names `count` objects, all moving, each at a different speed."""
+    for path, caption in read_captions(folder):
+        scene = parse_caption(caption)
+        objects = scene.objects
+        if len(objects) != count or any(o.direction is None for o in objects) or \
+                len({o.speed for o in objects}) < count:
+            continue
+        video = read_video(path)
+        yield caption, scene, video, [(object_centres(video, scene, k), 0 if o.direction in ("left", "right") else 1,
+                                       o.speed) for k, o in enumerate(objects)]
+
+
 def moving_objects(folder: Path):
     """(caption, scene, video, object centres (f, 2), axis of motion) for each video in `folder` whose caption
     names one moving object."""
-    for path, caption in read_captions(folder):
-        scene = parse_caption(caption)
-        if len(scene.objects) != 1 or scene.objects[0].direction is None:
-            continue
-        video = read_video(path)
-        axis = 0 if scene.objects[0].direction in ("left", "right") else 1
-        yield caption, scene, video, object_centres(video, scene), axis
+    for caption, scene, video, [(centres, axis, _)] in moving_tracks(folder):
+        yield caption, scene, video, centres, axis
 
 
 EARLY = 3  # frame steps counted as the start of the motion; steps from LATE on count as its later part
