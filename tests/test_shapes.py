@@ -122,6 +122,18 @@ def test_swapped_colours_lower_attribute_accuracy():
     assert swapped.attributes_correct < 0.1 and swapped.colour_correct < 0.1
 
 
+def test_a_second_copy_of_an_object_is_a_count_error():
+    """A same-colour duplicate (the base model's commonest frame-0 mistake) is an extra object: the caption's
+    one blue circle drawn twice is counted wrong, while the original two-object video stays right."""
+    video, caption = moving_video()
+    scene = shapes.parse_caption(caption)
+    centres = shapes.place(scene, np.random.default_rng(3), 64, 16)
+    still = np.full((16, 2), [6.0, 58.0])  # a corner the two moving objects do not reach
+    twice = shapes.render(shapes.Scene(scene.objects + scene.objects[1:], scene.background), centres + [still], 64)
+    assert score_video(video, caption).count_correct == 1.0
+    assert score_video(twice, caption).count_correct < 0.2
+
+
 def test_flickering_background_raises_flicker():
     video, caption = moving_video()
     flicker = video.astype(int)

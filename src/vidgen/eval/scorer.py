@@ -3,7 +3,8 @@
 For each caption object and frame: a soft mask of its colour (how far each pixel lies along the line from the
 background colour to the object colour, for pixels near that line, so anti-aliased and blurred edges count
 partly), its centroid, and the (shape, size) whose rendered (and possibly blurred) template best matches it. From these:
-background, colour, shape, size and count correctness; trajectory error against the motion the caption
+background, colour, shape, size and count correctness (a second blob of a caption colour counts as an extra
+object); trajectory error against the motion the caption
 implies, simulated from the object's position in frame 1 with the world's bounce rule; direction accuracy;
 identity consistency; flicker of background pixels. Object-frames where two objects overlap are excluded from
 the per-object figures and counted separately.
@@ -24,6 +25,7 @@ LINE_DISTANCE = 120.0  # RGB distance from the background→colour line within w
 DIRECTION_BASELINE = 2  # frames between the two positions whose displacement gives a direction
 BLURS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)  # Gaussian blurs (σ, px) a template may take to match softened edges
 PRESENT = 0.25  # a colour is present when its mask covers this share of the smallest object's area
+COPY = 0.5  # a second blob of a caption colour is an extra object when it covers this share of that area
 
 
 @dataclass
@@ -95,6 +97,21 @@ def _candidates(canvas: int) -> dict[tuple[str, str], tuple[float, float]]:
     return out
 
 
+def blobs(mask: np.ndarray, canvas: int) -> int:
+    """How many separate object-sized blobs a soft mask (h, w) holds: the component above 0.2 around the densest
+    spot left, grown by 2 px, counts when its mass reaches `min_area(canvas, COPY)` (compression smears of
+    another colour stay below it); then it is taken away and the next sought."""
+    count, mask, least = 0, mask.copy(), min_area(canvas, COPY)
+    while mask.sum() >= least:
+        peak = np.unravel_index(np.argmax(mask), mask.shape)
+        if mask[peak] <= 0.2:
+            break
+        near = dilate(connected(mask > 0.2, peak)[None], 2)[0]
+        count += int((mask * near).sum() >= least)
+        mask = mask * ~near
+    return count
+
+
 def connected(binary: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
     """The 8-connected component of `binary` (h, w) that holds `seed` (empty when the seed is not in it)."""
     grown = np.zeros_like(binary)
@@ -106,10 +123,10 @@ def connected(binary: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
         grown = step
 
 
-def min_area(canvas: int) -> float:
-    """Mask mass below which a colour counts as absent: PRESENT × the smallest object's area (a small triangle,
-    2h²)."""
-    return PRESENT * 2 * (min(SIZES.values()) * canvas / REFERENCE_SIZE) ** 2
+def min_area(canvas: int, share: float = PRESENT) -> float:
+    """Mask mass below which a colour counts as absent: PRESENT (or `share`) × the smallest object's area (a small
+    triangle, 2h²)."""
+    return share * 2 * (min(SIZES.values()) * canvas / REFERENCE_SIZE) ** 2
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -191,7 +208,8 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                 colour_found[k, i] = max(COLOURS, key=lambda name: every[name][i][near].sum()) == c
     near_objects = dilate(sum(own[c] * colour_found[k][:, None, None] for k, c in enumerate(named)) > 0.05, 2)
     strays = {c: (every[c] * ~near_objects).sum(axis=(1, 2)) for c in COLOURS if c not in named}
-    count_ok = colour_found.sum(axis=0) + sum(v >= min_area(canvas) for v in strays.values()) == len(named)
+    copies = np.array([[max(blobs(every[c][i], canvas) - 1, 0) for i in range(f)] for c in named]).sum(axis=0)
+    count_ok = colour_found.sum(axis=0) + sum(v >= min_area(canvas) for v in strays.values()) + copies == len(named)
     for i in range(f):  # a colour not found: judge shape and size on a stray blob, the largest first, one each
         found = sorted((c for c, v in strays.items() if v[i] >= min_area(canvas)), key=lambda c: -strays[c][i])
         for k in range(len(named)):
