@@ -172,6 +172,27 @@ def test_start_fraction_targets_frame_one_and_leaves_other_draws_alone(pipe, tin
     assert torch.equal(ctx.frames[~ar], plain["context"].frames[~ar])  # joint examples unchanged
 
 
+def test_oversampled_clips_are_drawn_in_proportion(pipe, tiny_model, video_folder, tmp_path):
+    """`--oversample TEXT:FACTOR`: a clip whose caption holds TEXT is drawn FACTOR times as often as another, in
+    every micro-batch (within 4 binomial standard deviations over 4,096 draws); a TEXT no caption holds is refused."""
+    from vidgen.training import TrainingData, clip_weights
+
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=512, oversample=" and :3")
+    captions = ["a red circle", "a red circle and a blue square"]
+    ids = torch.tensor([0, 1, 0, 0])  # one clip in four has the fragment: drawn 3 / (3 + 3) = half the time
+    weights = clip_weights(cfg, captions, ids)
+    assert weights.tolist() == [1.0, 3.0, 1.0, 1.0]
+    latents = torch.arange(4.0).view(4, 1, 1, 1, 1).expand(4, 4, 4, 4, 4).contiguous()  # clip k is all k
+    data = TrainingData(latents, ids, pipe.encode_prompt("a clip").expand(2, -1, -1), pipe.encode_prompt(""), weights)
+    drawn = torch.cat([make_batch(data, cfg, pipe.scheduler.alphas_cumprod.float(), "epsilon",
+                                  _step_generator(cfg, step, 0, 0))["clean"][:, 0, 0, 0] for step in range(8)])
+    share = (drawn == 1).float().mean().item()
+    assert abs(share - 0.5) < 4 * (0.25 / len(drawn)) ** 0.5, share
+    assert set(drawn.tolist()) == {0.0, 1.0, 2.0, 3.0}
+    with pytest.raises(VidgenError, match="oversample: got ' or :3'"):
+        clip_weights(config(tiny_model, video_folder, tmp_path, oversample=" or :3"), captions, ids)
+
+
 def test_x0_loss_weighting_is_the_x0_error(pipe, tiny_model, video_folder, tmp_path):
     """weight × ‖ε̂ − ε‖² = ‖x̂₀ − x₀‖² exactly (where the weight is not capped), per example."""
     from vidgen.training import X0_WEIGHT_CAP

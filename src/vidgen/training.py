@@ -89,6 +89,8 @@ class TrainConfig:
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
+    oversample: str | None = None  # "TEXT:FACTOR": clips whose caption contains TEXT are drawn FACTOR times as
+    #                                often as the others (e.g. " and :2" for more two-object scenes)
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -96,7 +98,7 @@ class TrainConfig:
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
-              "flow_motions": 0, "flow_words": False}
+              "flow_motions": 0, "flow_words": False, "oversample": None}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -116,7 +118,20 @@ class TrainConfig:
               "0 unless the adapter has spatial_flow (a displacement to train)")
         check(self.flow_horizon >= 1, "flow_horizon", self.flow_horizon, "an integer ≥ 1")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
+        if self.oversample is not None:
+            self.oversample_rule()
         check_adapter_options(**self.adapter_options())
+
+    def oversample_rule(self) -> tuple[str, float]:
+        """`oversample` as (text, factor)."""
+        text, _, factor = self.oversample.rpartition(":")
+        try:
+            weight = float(factor)
+        except ValueError:
+            weight = float("nan")
+        check(bool(text) and weight > 0, "oversample", self.oversample,
+              "'TEXT:FACTOR' with a caption fragment TEXT and a number FACTOR > 0, e.g. ' and :2'")
+        return text, weight
 
     def adapter_options(self) -> dict:
         return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
@@ -133,6 +148,7 @@ class TrainingData:
     caption_ids: torch.Tensor  # (N,) index into `texts`
     texts: torch.Tensor  # (U, L, d) text embeddings of the unique captions
     null_text: torch.Tensor  # (1, L, d) embedding of the empty prompt
+    weights: torch.Tensor | None = None  # (N,) how often each clip is drawn, relative; None: uniformly
 
 
 def _cache_key(config: TrainConfig, size: tuple[int, int], source) -> str:
@@ -174,8 +190,20 @@ def prepare_data(config: TrainConfig, pipe, size: tuple[int, int], dataset=None)
             cache.with_suffix(".json").write_text(json.dumps(captions))
             os.replace(tmp, cache)
     texts = torch.cat([pipe.encode_prompt(c).float().cpu() for c in captions])
-    return TrainingData(tensors["latents"].float(), tensors["caption_ids"].long(), texts,
-                        pipe.encode_prompt("").float().cpu())
+    ids = tensors["caption_ids"].long()
+    return TrainingData(tensors["latents"].float(), ids, texts, pipe.encode_prompt("").float().cpu(),
+                        clip_weights(config, captions, ids))
+
+
+def clip_weights(config: TrainConfig, captions: list[str], ids: torch.Tensor) -> torch.Tensor | None:
+    """Relative draw weight of each clip under `config.oversample` (None without it)."""
+    if config.oversample is None:
+        return None
+    text, factor = config.oversample_rule()
+    hit = torch.tensor([text in c for c in captions])[ids]
+    check(bool(hit.any()), "oversample", config.oversample, "a TEXT that some training caption contains")
+    print(f"oversample: {int(hit.sum())} of {len(ids)} clips have {text!r} in their caption, drawn {factor:g}× as often")
+    return torch.where(hit, factor, 1.0)
 
 
 def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Tensor, prediction_type: str,
@@ -184,7 +212,8 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     g, B = generator, config.batch_size
     n, f = data.latents.shape[:2]
     T = len(alphas_cumprod)
-    clip = torch.randint(n, (B,), generator=g)
+    clip = torch.randint(n, (B,), generator=g) if data.weights is None else \
+        torch.multinomial(data.weights, B, replacement=True, generator=g)
     x0 = data.latents[clip]  # (B, f, c, h, w)
     target_frame = torch.randint(f, (B,), generator=g)
     joint = torch.rand(B, generator=g) < config.joint_fraction
