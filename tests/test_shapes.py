@@ -123,8 +123,9 @@ def test_swapped_colours_lower_attribute_accuracy():
 
 
 def test_a_second_copy_of_an_object_is_a_count_error():
-    """A same-colour duplicate (the base model's commonest frame-0 mistake) is an extra object: the caption's
-    one blue circle drawn twice is counted wrong, while the original two-object video stays right."""
+    """Objects are counted as blobs. A same-colour duplicate (the base model's commonest frame-0 mistake) is an
+    extra object: the caption's one blue circle drawn twice is counted wrong, as is an extra green circle, while
+    the original video, and the same with its background tinted green, stay right."""
     video, caption = moving_video()
     scene = shapes.parse_caption(caption)
     centres = shapes.place(scene, np.random.default_rng(3), 64, 16)
@@ -132,6 +133,10 @@ def test_a_second_copy_of_an_object_is_a_count_error():
     twice = shapes.render(shapes.Scene(scene.objects + scene.objects[1:], scene.background), centres + [still], 64)
     assert score_video(video, caption).count_correct == 1.0
     assert score_video(twice, caption).count_correct < 0.2
+    green = shapes.Scene(scene.objects + (shapes.ShapeObject("green", "circle", "small"),), scene.background)
+    assert score_video(shapes.render(green, centres + [still], 64), caption).count_correct < 0.2  # another colour
+    tint = np.clip(video + np.array([-12, 14, -12]), 0, 255).astype(np.uint8)  # gray drawn a little green
+    assert score_video(tint, caption).count_correct == 1.0
 
 
 def test_flickering_background_raises_flicker():

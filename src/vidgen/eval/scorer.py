@@ -3,8 +3,8 @@
 For each caption object and frame: a soft mask of its colour (how far each pixel lies along the line from the
 background colour to the object colour, for pixels near that line, so anti-aliased and blurred edges count
 partly), its centroid, and the (shape, size) whose rendered (and possibly blurred) template best matches it. From these:
-background, colour, shape, size and count correctness (a second blob of a caption colour counts as an extra
-object); trajectory error against the motion the caption
+background, colour, shape, size and count correctness (objects are counted as blobs: a second blob of a
+caption colour is an extra object); trajectory error against the motion the caption
 implies, simulated from the object's position in frame 1 with the world's bounce rule; direction accuracy;
 identity consistency; flicker of background pixels. Object-frames where two objects overlap are excluded from
 the per-object figures and counted separately.
@@ -208,8 +208,11 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                 colour_found[k, i] = max(COLOURS, key=lambda name: every[name][i][near].sum()) == c
     near_objects = dilate(sum(own[c] * colour_found[k][:, None, None] for k, c in enumerate(named)) > 0.05, 2)
     strays = {c: (every[c] * ~near_objects).sum(axis=(1, 2)) for c in COLOURS if c not in named}
-    copies = np.array([[max(blobs(every[c][i], canvas) - 1, 0) for i in range(f)] for c in named]).sum(axis=0)
-    count_ok = colour_found.sum(axis=0) + sum(v >= min_area(canvas) for v in strays.values()) + copies == len(named)
+    # count: the objects found, plus every further blob of a caption colour and every blob of another colour
+    # (a faint tint spread over the background, such as compression leaves on gray, is no object)
+    extra = [[max(blobs(every[c][i], canvas) - 1, 0) for i in range(f)] for c in named]
+    extra += [[blobs(every[c][i] * ~near_objects[i], canvas) for i in range(f)] for c in strays]
+    count_ok = colour_found.sum(axis=0) + np.array(extra).sum(axis=0) == len(named)
     for i in range(f):  # a colour not found: judge shape and size on a stray blob, the largest first, one each
         found = sorted((c for c, v in strays.items() if v[i] >= min_area(canvas)), key=lambda c: -strays[c][i])
         for k in range(len(named)):
