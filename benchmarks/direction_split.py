@@ -1,6 +1,7 @@
 """Direction accuracy split by what the caption asks of each object (fast, slow, standing still) and by the
 number of objects in the video, over scored folders (their eval.json; a folder scored before the scorer kept the
 split is scored again). The overall figure mixes speeds that behave differently; this shows which one lags.
+Each folder's own eval.json summary (attributes, identity, trajectory, direction) is kept beside it under "all".
 
     python benchmarks/direction_split.py runs/sweep/fl-carry05 runs/nb-eval/autoregressive-train
     # writes benchmarks/results/direction_split.json
@@ -32,6 +33,10 @@ def rows(folder: Path) -> list[tuple[int, list[dict]]]:
         "direction_by_object"]) for path, caption in read_captions(folder)]
 
 
+SUMMARY = ("videos", "attributes_correct", "identity_consistency", "trajectory_rmse", "trajectory_rmse_found",
+           "direction_accuracy")
+
+
 def split(folder: Path) -> dict:
     hits, pairs = defaultdict(int), defaultdict(int)
     for count, objects in rows(folder):
@@ -39,13 +44,15 @@ def split(folder: Path) -> dict:
             key = f"{count} object{'s' if count > 1 else ''}, {obj['motion']}"
             hits[key] += obj["hits"]
             pairs[key] += obj["pairs"]
-    return {k: {"accuracy": round(hits[k] / pairs[k], 3) if pairs[k] else None, "pairs": pairs[k]}
-            for k in sorted(pairs)}
+    summary = json.loads((folder / "eval.json").read_text())["summary"]
+    return {"all": {k: summary[k] for k in SUMMARY if k in summary},
+            **{k: {"accuracy": round(hits[k] / pairs[k], 3) if pairs[k] else None, "pairs": pairs[k]}
+               for k in sorted(pairs)}}
 
 
 def main() -> None:
     folder_benchmark(__doc__.splitlines()[0], "direction_split", split,
-                     lambda result: {k: f"{v['accuracy']} (n={v['pairs']})" for k, v in result.items()})
+                     lambda result: {k: f"{v['accuracy']} (n={v['pairs']})" for k, v in result.items() if k != "all"})
 
 
 if __name__ == "__main__":
