@@ -191,6 +191,9 @@ def test_oversampled_clips_are_drawn_in_proportion(pipe, tiny_model, video_folde
     assert set(drawn.tolist()) == {0.0, 1.0, 2.0, 3.0}
     with pytest.raises(VidgenError, match="oversample: got ' or :3'"):
         clip_weights(config(tiny_model, video_folder, tmp_path, oversample=" or :3"), captions, ids)
+    for bad in (" and :0", " and :inf", " and :many", ":2"):
+        with pytest.raises(VidgenError, match="oversample: got"):
+            config(tiny_model, video_folder, tmp_path, oversample=bad).validate()
 
 
 def test_x0_loss_weighting_is_the_x0_error(pipe, tiny_model, video_folder, tmp_path):

@@ -129,8 +129,8 @@ class TrainConfig:
             weight = float(factor)
         except ValueError:
             weight = float("nan")
-        check(bool(text) and weight > 0, "oversample", self.oversample,
-              "'TEXT:FACTOR' with a caption fragment TEXT and a number FACTOR > 0, e.g. ' and :2'")
+        check(bool(text) and 0 < weight < float("inf"), "oversample", self.oversample,
+              "'TEXT:FACTOR' with a caption fragment TEXT and a finite number FACTOR > 0, e.g. ' and :2'")
         return text, weight
 
     def adapter_options(self) -> dict:
