@@ -20,17 +20,35 @@ from vidgen.eval.scorer import parse_caption, score_video
 from vidgen.video import read_video
 
 
-def rows(folder: Path) -> list[tuple[int, list[dict]]]:
-    """(objects in the caption, per-object direction hits) for each video of a scored folder."""
-    report = folder / "eval.json"
-    if not report.is_file():
+def report(folder: Path) -> dict:
+    """A scored folder's eval.json."""
+    path = folder / "eval.json"
+    if not path.is_file():
         raise VidgenError(f"folder: got {str(folder)!r}, which has no eval.json; expected a folder scored by "
                           "vidgen eval")
-    videos = json.loads(report.read_text())["videos"]
+    return json.loads(path.read_text())
+
+
+def rows(folder: Path, videos: list[dict]) -> list[tuple[int, list[dict]]]:
+    """(objects in the caption, per-object direction hits) for each video of a scored folder (`videos`: its
+    eval.json's)."""
     if all("direction_by_object" in v for v in videos):
         return [(len(parse_caption(v["caption"]).objects), v["direction_by_object"]) for v in videos]
     return [(len(parse_caption(caption).objects), score_video(read_video(path), caption).details[
         "direction_by_object"]) for path, caption in read_captions(folder)]
+
+
+def by_motion(rows) -> dict:
+    """Direction accuracy pooled over frame pairs per "N object(s), motion", from (object count, per-object
+    hits) rows."""
+    hits, pairs = defaultdict(int), defaultdict(int)
+    for count, objects in rows:
+        for obj in objects:
+            key = f"{count} object{'s' if count > 1 else ''}, {obj['motion']}"
+            hits[key] += obj["hits"]
+            pairs[key] += obj["pairs"]
+    return {k: {"accuracy": round(hits[k] / pairs[k], 3) if pairs[k] else None, "pairs": pairs[k]}
+            for k in sorted(pairs)}
 
 
 SUMMARY = ("videos", "attributes_correct", "identity_consistency", "trajectory_rmse", "trajectory_rmse_found",
@@ -38,16 +56,9 @@ SUMMARY = ("videos", "attributes_correct", "identity_consistency", "trajectory_r
 
 
 def split(folder: Path) -> dict:
-    hits, pairs = defaultdict(int), defaultdict(int)
-    for count, objects in rows(folder):
-        for obj in objects:
-            key = f"{count} object{'s' if count > 1 else ''}, {obj['motion']}"
-            hits[key] += obj["hits"]
-            pairs[key] += obj["pairs"]
-    summary = json.loads((folder / "eval.json").read_text())["summary"]
-    return {"all": {k: summary[k] for k in SUMMARY if k in summary},
-            **{k: {"accuracy": round(hits[k] / pairs[k], 3) if pairs[k] else None, "pairs": pairs[k]}
-               for k in sorted(pairs)}}
+    scored = report(folder)
+    return {"all": {k: scored["summary"][k] for k in SUMMARY if k in scored["summary"]},
+            **by_motion(rows(folder, scored["videos"]))}
 
 
 def main() -> None:

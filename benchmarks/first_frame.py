@@ -12,12 +12,12 @@ against those whose first frame is not.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from common import cli, folder_benchmark
+from direction_split import by_motion
 
 from vidgen.data.shapes import BACKGROUNDS, COLOURS, parse_caption
 from vidgen.eval.evaluate import summarize
@@ -68,18 +68,12 @@ def split(folder: Path) -> dict:
 
 def motion_summary(scores: list) -> dict:
     """Trajectory error and direction accuracy of a set of videos, pooled as `vidgen eval` pools them, and
-    direction accuracy by object count and motion (pooled over frame pairs, as `direction_split` does)."""
+    direction accuracy by object count and motion (`direction_split.by_motion`)."""
     summary = summarize([asdict(s) for s in scores])
-    hits, pairs = defaultdict(int), defaultdict(int)
-    for s in scores:
-        objects = s.details["direction_by_object"]
-        for obj in objects:
-            key = f"{len(objects)} object{'s' * (len(objects) > 1)}, {obj['motion']}"
-            hits[key] += obj["hits"]
-            pairs[key] += obj["pairs"]
+    objects = [s.details["direction_by_object"] for s in scores]
     return {"videos": len(scores), "trajectory_rmse": round(summary["trajectory_rmse"], 2),
             "direction_accuracy": round(summary["direction_accuracy"], 3),
-            "direction_by": {k: f"{hits[k] / pairs[k]:.3f} (n={pairs[k]})" for k in sorted(pairs) if pairs[k]}}
+            "direction_by": by_motion((len(o), o) for o in objects)}
 
 
 def main() -> None:

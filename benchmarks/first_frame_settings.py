@@ -47,7 +47,8 @@ def main() -> None:
               "WHICH:SCHEDULER:STEPS:GUIDANCE with WHICH adapter or base, e.g. adapter:dpm++:8:3")
     rng = np.random.default_rng(11)
     captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
-    pipes = {"adapter": VideoPipeline.from_pretrained(BASE, ADAPTER), "base": VideoPipeline.from_pretrained(BASE)}
+    pipes = {which: VideoPipeline.from_pretrained(BASE, ADAPTER if which == "adapter" else None)
+             for which in {s.split(":")[0] for s in settings}}  # only the ones a setting names
     results = {}
     for setting in settings:
         which, scheduler, steps, guidance = setting.split(":")
