@@ -7,6 +7,9 @@ classifier-free guidance. The result is saved as a standard diffusers Stable Dif
 
     python -m vidgen.base.text2image --vae runs/vae --out runs/base --steps 6000
     # seeded; resumes from runs/base/state if present; writes the SD folder to runs/base/model
+
+`--init-model FOLDER` starts from a trained SD folder's text encoder and UNet instead of fresh weights (to train
+a shipped base on), and `--pair-weight W` draws frames of two-object scenes W times as often.
 """
 
 from __future__ import annotations
@@ -50,37 +53,46 @@ class TextToImage(nn.Module):
 
 
 @torch.no_grad()
-def encode_dataset(vae: AutoencoderKL, tokenizer, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n single frames of shapes videos (latents, scaled) and their token ids (full or appearance-only)."""
+def encode_dataset(vae: AutoencoderKL, tokenizer, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                               torch.Tensor]:
+    """n single frames of shapes videos (latents, scaled), their token ids (full or appearance-only) and whether
+    each frame's scene holds two objects."""
     rng = np.random.default_rng([seed, 99])
-    latents, ids = [], []
+    latents, ids, pairs = [], [], []
     for start in range(0, n, 256):
         batch, captions = [], []
         for _ in range(min(256, n - start)):
             video, scene, _ = make_video(int(rng.integers(2 ** 31)), frames=8, canvas=64)
             batch.append(video[rng.integers(8)])
             captions.append(scene.caption(motion=bool(rng.random() < 0.5)))
+            pairs.append(len(scene.objects) == 2)
         x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1
         latents.append(vae.encode(x).latent_dist.mode() * vae.config.scaling_factor)
         ids.append(tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True,
                              return_tensors="pt").input_ids)
-    return torch.cat(latents), torch.cat(ids)
+    return torch.cat(latents), torch.cat(ids), torch.tensor(pairs)
 
 
 def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32, lr: float = 3e-4,
-               frames: int = 20000, seed: int = 0) -> Path:
+               frames: int = 20000, seed: int = 0, init: Path | None = None, pair_weight: float = 1.0) -> Path:
     torch.manual_seed(seed)
     tokenizer = build_clip_tokenizer(VOCABULARY, MAX_TOKENS)
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
-    latents, ids = encode_dataset(vae, tokenizer, frames, seed)
+    latents, ids, pairs = encode_dataset(vae, tokenizer, frames, seed)
+    weights = torch.where(pairs, pair_weight, 1.0)
+    print(f"{int(pairs.sum())} of {frames} frames hold two objects, drawn {pair_weight:g}x as often")
     null_ids = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
     model = TextToImage(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    if init is not None:  # a trained base's weights (stored fp16) as the start
+        model.text_encoder.load_state_dict(CLIPTextModel.from_pretrained(init / "text_encoder").float().state_dict())
+        model.unet.load_state_dict(UNet2DConditionModel.from_pretrained(init / "unet").float().state_dict())
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     scheduler = DDIMScheduler(**SCHEDULER)
     abar = scheduler.alphas_cumprod
     def loss_at(step: int):
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
-        idx = torch.randint(len(latents), (batch_size,), generator=g)
+        idx = torch.randint(len(latents), (batch_size,), generator=g) if pair_weight == 1 else \
+            torch.multinomial(weights, batch_size, replacement=True, generator=g)
         x0, tok = latents[idx], ids[idx].clone()
         tok[torch.rand(batch_size, generator=g) < 0.1] = null_ids[0]  # text dropout for guidance
         t = torch.randint(len(abar), (batch_size,), generator=g)
@@ -103,6 +115,26 @@ def save_model(model: TextToImage, vae: AutoencoderKL, tokenizer, folder: Path) 
     return folder
 
 
+def sd_folder(value: str) -> Path:
+    """argparse type: a Stable Diffusion folder holding a text encoder and a UNet."""
+    folder = Path(value)
+    if not ((folder / "text_encoder" / "config.json").is_file() and (folder / "unet" / "config.json").is_file()):
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a Stable Diffusion folder with text_encoder/ "
+                                         "and unet/ (e.g. models/shapes-base)")
+    return folder
+
+
+def positive(value: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a finite number > 0")
+    return number
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the demo model's text encoder and UNet on shapes frames.")
     parser.add_argument("--vae", type=Path, required=True)
@@ -111,9 +143,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--frames", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=positive, default=3e-4, help="peak of the warm-up + cosine schedule")
+    parser.add_argument("--init-model", type=sd_folder, help="start from this SD folder's text encoder and UNet")
+    parser.add_argument("--pair-weight", type=positive, default=1.0,
+                        help="draw frames of two-object scenes this many times as often")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    print(train_base(args.vae, args.out, args.steps, args.batch_size, frames=args.frames, seed=args.seed))
+    print(train_base(args.vae, args.out, args.steps, args.batch_size, args.learning_rate, args.frames, args.seed,
+                     args.init_model, args.pair_weight))
 
 
 if __name__ == "__main__":
