@@ -8,14 +8,16 @@ accuracy.
     python benchmarks/first_frame_settings.py --settings adapter:dpm++:8:3,base:dpm++:8:3,adapter:dpm++:8:6
     # writes benchmarks/results/first_frame_settings.json
 
-A setting is WHICH:SCHEDULER:STEPS:GUIDANCE, WHICH being `adapter` (the shipped one) or `base` (untrained: the
-adapter adds nothing). Run it with nothing else running.
+A setting is WHICH:SCHEDULER:STEPS:GUIDANCE, WHICH being `adapter` (the shipped one), `base` (untrained: the
+adapter adds nothing) or the folder of another base model (its own image, e.g. `runs/base-pairs/model`, to
+compare bases side by side). Run it with nothing else running.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -43,11 +45,12 @@ def main() -> None:
     settings = args.settings.split(",")
     for s in settings:
         parts = s.split(":")
-        check(len(parts) == 4 and parts[0] in ("adapter", "base"), "setting", s,
-              "WHICH:SCHEDULER:STEPS:GUIDANCE with WHICH adapter or base, e.g. adapter:dpm++:8:3")
+        check(len(parts) == 4 and (parts[0] in ("adapter", "base") or Path(parts[0], "unet").is_dir()), "setting", s,
+              "WHICH:SCHEDULER:STEPS:GUIDANCE with WHICH adapter, base or a base model's folder, e.g. adapter:dpm++:8:3")
     rng = np.random.default_rng(11)
     captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
-    pipes = {which: VideoPipeline.from_pretrained(BASE, ADAPTER if which == "adapter" else None)
+    pipes = {which: VideoPipeline.from_pretrained(BASE if which in ("adapter", "base") else which,
+                                                  ADAPTER if which == "adapter" else None)
              for which in {s.split(":")[0] for s in settings}}  # only the ones a setting names
     results = {}
     for setting in settings:

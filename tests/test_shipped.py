@@ -64,3 +64,18 @@ def test_missing_shipped_model_is_a_one_line_error(monkeypatch, tmp_path, capsys
     assert main(["generate", PROMPT, "--out", str(tmp_path / "v.mp4")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "shipped demo model is not at" in err and "--model DIR" in err
+
+
+def test_base_training_starts_from_a_shipped_base(tmp_path):
+    """`--init-model`: one step at a vanishing learning rate leaves the shipped base's weights where they were
+    (fresh weights would be nowhere near them), and the result is again an SD folder."""
+    from safetensors.torch import load_file
+
+    from vidgen.base.text2image import train_base
+    folder = train_base(MODELS / "shapes-vae", tmp_path, steps=1, batch_size=2, lr=1e-9, frames=8, init=BASE,
+                        pair_weight=3.0)
+    for part in ("unet", "text_encoder"):
+        before = load_file(next((BASE / part).glob("*.safetensors")))
+        after = load_file(next((folder / part).glob("*.safetensors")))
+        assert before.keys() == after.keys()
+        assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-4) for k in before), part
