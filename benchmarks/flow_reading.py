@@ -18,7 +18,9 @@ each object's generated place given the generated context, over the shift its ca
 beside it how far the object then moved, over the same; and the field again over the videos whose generated
 first frame holds the caption's objects right (`first_frame`'s test). A field that reads generated frames as
 well as real ones while the objects lag would put the loss in the denoising after the warp; a field that
-misreads them puts it in the field. Writes flow_reading_generated(_2).json.
+misreads them puts it in the field. With two objects, both readings also say how often the field vector at an
+object (both axes) is nearest to its own caption shift, to the other object's, or to none (zero). Writes
+flow_reading_generated(_2).json.
 """
 
 from __future__ import annotations
@@ -66,18 +68,22 @@ def cases(pipe: VideoPipeline, folder: Path, num_videos: int, objects: int = 1, 
         scale = video.shape[1] / latents.shape[-1]
         first_right = objects_right(score_video(video[:1], caption), *mistakes(video[:1], caption))
         before = len(out)
-        for obj, (centres, axis, speed) in zip(scene.objects, tracks):
+        paths = [expected_path(o, c[0], video.shape[1], len(video)) if generated and np.isfinite(c[0]).all() else c
+                 for o, (c, _, _) in zip(scene.objects, tracks)]
+        for n, (centres, axis, speed) in enumerate(tracks):
             if not np.isfinite(centres[0]).all():
                 continue
-            want = expected_path(obj, centres[0], video.shape[1], len(video)) if generated else centres
+            want = paths[n]
             for i in TARGETS:
                 true = (want[i] - want[i - 1])[axis] / scale
                 moved = (centres[i] - centres[i - 1])[axis] / scale
                 if np.isfinite(true) and abs(true) >= 0.1 and np.isfinite(centres[i - 1]).all():
                     # a bounce between i−1 and i leaves no shift to read
                     at = [min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1]]
+                    other = [(p[i] - p[i - 1]) / scale for k, p in enumerate(paths) if k != n]  # the other object's
                     out.append(dict(i=i, axis=axis, true=float(true), moved=float(moved), at=at, speed=speed,
-                                    latents=latents, text=text, first_right=first_right))
+                                    latents=latents, text=text, first_right=first_right,
+                                    own=(want[i] - want[i - 1]) / scale, other=other[0] if other else None))
         used += len(out) > before
         if used >= num_videos:
             break
@@ -99,7 +105,7 @@ def by_speed(rows: list[tuple[str, int, float]]) -> dict:
 
 
 def field_reading(pipe: VideoPipeline, items: list[dict]) -> dict:
-    rows = []
+    rows, nearest = [], []
     for c in items:
         idx = context_window(c["i"], 4)
         ctx = FrameContext.make(c["latents"][idx][None], idx, c["i"], 0.0)
@@ -107,7 +113,15 @@ def field_reading(pipe: VideoPipeline, items: list[dict]) -> dict:
             flow = pipe.denoiser.adapter.encode(*ctx.as_args(), c["text"]).flow
         x, y = c["at"]
         rows.append((c["speed"], c["i"], -flow[0, c["axis"], y, x].item() / c["true"]))  # warp samples at p + d
-    return by_speed(rows)
+        if c["other"] is not None and np.isfinite(c["other"]).all():  # which motion is the field nearest to?
+            d = -flow[0, :, y, x].numpy()
+            errors = [np.linalg.norm(d - c["own"]), np.linalg.norm(d - c["other"]), np.linalg.norm(d)]
+            nearest.append((c["speed"], ("own", "other", "none")[int(np.argmin(errors))]))
+    result = by_speed(rows)
+    if nearest:  # two objects: the field at an object is nearest to its own shift, the other's, or none
+        result["nearest"] = {s: {k: round(float(np.mean([n == k for sp, n in nearest if sp == s])), 3)
+                                 for k in ("own", "other", "none")} for s in sorted({sp for sp, _ in nearest})}
+    return result
 
 
 def best_warp(items: list[dict], mode: str) -> dict:
