@@ -45,8 +45,9 @@ def main() -> None:
     settings = args.settings.split(",")
     for s in settings:
         parts = s.split(":")
-        check(len(parts) == 4 and (parts[0] in ("adapter", "base") or Path(parts[0], "unet").is_dir()), "setting", s,
-              "WHICH:SCHEDULER:STEPS:GUIDANCE with WHICH adapter, base or a base model's folder, e.g. adapter:dpm++:8:3")
+        which_ok = len(parts) == 4 and (parts[0] in ("adapter", "base") or Path(parts[0], "unet").is_dir())
+        check(which_ok, "setting", s, "WHICH:SCHEDULER:STEPS:GUIDANCE with WHICH adapter, base or a base model's "
+              "folder, e.g. adapter:dpm++:8:3")
     rng = np.random.default_rng(11)
     captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
     pipes = {which: VideoPipeline.from_pretrained(BASE if which in ("adapter", "base") else which,

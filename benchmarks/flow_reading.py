@@ -37,8 +37,7 @@ import torch  # noqa: E402
 from common import cli, write_results  # noqa: E402
 from first_frame import mistakes, objects_right  # noqa: E402
 from motion_follow import moving_tracks, object_centres  # noqa: E402
-from vidgen.eval.scorer import score_video  # noqa: E402
-from vidgen.eval.scorer import expected_path  # noqa: E402
+from vidgen.eval.scorer import expected_path, score_video  # noqa: E402
 from vidgen.fields import INTERPOLATIONS, warp  # noqa: E402
 from vidgen.errors import VidgenError  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
@@ -94,7 +93,8 @@ def summary(ratios: list[float], frames: list[int]) -> dict:
     r, f = np.array(ratios), np.array(frames)
     lost = ~np.isfinite(r)  # a generated object not found in frame i: no shift to measure
     r, f = r[~lost], f[~lost]
-    return {"cases": len(r), **({"not_found": int(lost.sum())} if lost.any() else {}), "median": round(float(np.median(r)), 3), "right_sign": round(float(np.mean(r > 0)), 3),
+    return {"cases": len(r), **({"not_found": int(lost.sum())} if lost.any() else {}),
+            "median": round(float(np.median(r)), 3), "right_sign": round(float(np.mean(r > 0)), 3),
             "frame_1": round(float(np.median(r[f == 1])), 3) if (f == 1).any() else None,
             "later": round(float(np.median(r[f > 1])), 3) if (f > 1).any() else None}
 
