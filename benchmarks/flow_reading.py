@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 from common import cli, write_results  # noqa: E402
 from first_frame import mistakes, objects_right  # noqa: E402
-from motion_follow import moving_tracks, object_centres  # noqa: E402
+from motion_follow import axis_of, moving_captions, moving_tracks, object_centres  # noqa: E402
 from vidgen.eval.scorer import expected_path, score_video  # noqa: E402
 from vidgen.fields import INTERPOLATIONS, warp  # noqa: E402
 from vidgen.errors import VidgenError  # noqa: E402
@@ -48,12 +48,12 @@ SHIFTS = torch.linspace(-1.2, 1.2, 97)  # latent px, step 0.025
 
 
 def generated_tracks(pipe: VideoPipeline, folder: Path, objects: int):
-    """`moving_tracks`' captions, each with a video `pipe` generates for it (seed k for the k-th) and the
+    """`moving_captions`' captions, each with a video `pipe` generates for it (seed k for the k-th) and the
     generated objects' centres."""
-    for k, (caption, scene, _, tracks) in enumerate(moving_tracks(folder, objects)):
+    for k, (_, caption, scene) in enumerate(moving_captions(folder, objects)):
         video = pipe(caption, generator=torch.Generator().manual_seed(k)).frames
-        yield caption, scene, video, [(object_centres(video, scene, j), axis, speed)
-                                      for j, (_, axis, speed) in enumerate(tracks)]
+        yield caption, scene, video, [(object_centres(video, scene, j), axis_of(o), o.speed)
+                                      for j, o in enumerate(scene.objects)]
 
 
 def cases(pipe: VideoPipeline, folder: Path, num_videos: int, objects: int = 1, generated: bool = False) -> list[dict]:
@@ -65,7 +65,7 @@ def cases(pipe: VideoPipeline, folder: Path, num_videos: int, objects: int = 1, 
     for caption, scene, video, tracks in source:
         latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
         scale = video.shape[1] / latents.shape[-1]
-        first_right = objects_right(score_video(video[:1], caption), *mistakes(video[:1], caption))
+        first_right = generated and objects_right(score_video(video[:1], caption), *mistakes(video[:1], caption))
         before = len(out)
         paths = [expected_path(o, c[0], video.shape[1], len(video)) if generated and np.isfinite(c[0]).all() else c
                  for o, (c, _, _) in zip(scene.objects, tracks)]

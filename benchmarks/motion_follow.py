@@ -30,18 +30,29 @@ def object_centres(video: np.ndarray, scene, k: int = 0) -> np.ndarray:
     return np.array([detect(mask[i], canvas).centre for i in range(len(video))])
 
 
-def moving_tracks(folder: Path, count: int = 1):
-    """(caption, scene, video, [(centres (f, 2), axis of motion, speed)] per object) for each video in `folder`
-    whose caption names `count` objects, all moving, each at a different speed."""
+def moving_captions(folder: Path, count: int = 1):
+    """(video path, caption, scene) for each video in `folder` whose caption names `count` objects, all moving,
+    each at a different speed."""
     for path, caption in read_captions(folder):
         scene = parse_caption(caption)
         objects = scene.objects
-        if len(objects) != count or any(o.direction is None for o in objects) or \
-                len({o.speed for o in objects}) < count:
-            continue
+        if len(objects) == count and all(o.direction is not None for o in objects) and \
+                len({o.speed for o in objects}) == count:
+            yield path, caption, scene
+
+
+def axis_of(obj) -> int:
+    """0 for a horizontal motion, 1 for a vertical one."""
+    return 0 if obj.direction in ("left", "right") else 1
+
+
+def moving_tracks(folder: Path, count: int = 1):
+    """(caption, scene, video, [(centres (f, 2), axis of motion, speed)] per object) for each video of
+    `moving_captions`."""
+    for path, caption, scene in moving_captions(folder, count):
         video = read_video(path)
-        yield caption, scene, video, [(object_centres(video, scene, k), 0 if o.direction in ("left", "right") else 1,
-                                       o.speed) for k, o in enumerate(objects)]
+        yield caption, scene, video, [(object_centres(video, scene, k), axis_of(o), o.speed)
+                                      for k, o in enumerate(scene.objects)]
 
 
 def moving_objects(folder: Path):

@@ -9,3 +9,12 @@ def check(condition: bool, what: str, value, accepted: str) -> None:
     """Raise `VidgenError` unless `condition`: '<what>: got <value!r>; expected <accepted>'."""
     if not condition:
         raise VidgenError(f"{what}: got {value!r}; expected {accepted}")
+
+
+def positive_number(text: str) -> float | None:
+    """The finite number > 0 that `text` spells, else None."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if 0 < number < float("inf") else None

@@ -29,7 +29,7 @@ from .checkpoint import atomic_dir, latest_checkpoint, load_checkpoint, save_che
 from .adapter import check_options as check_adapter_options
 from .fields import warp
 from .data.video_folder import VideoFolderDataset, read_captions
-from .errors import VidgenError, check
+from .errors import VidgenError, check, positive_number
 from .sampling import FrameContext, context_window, joint_window, vp_noise
 
 logger = logging.getLogger(__name__)
@@ -125,11 +125,8 @@ class TrainConfig:
     def oversample_rule(self) -> tuple[str, float]:
         """`oversample` as (text, factor)."""
         text, _, factor = self.oversample.rpartition(":")
-        try:
-            weight = float(factor)
-        except ValueError:
-            weight = float("nan")
-        check(bool(text) and 0 < weight < float("inf"), "oversample", self.oversample,
+        weight = positive_number(factor)
+        check(bool(text) and weight is not None, "oversample", self.oversample,
               "'TEXT:FACTOR' with a caption fragment TEXT and a finite number FACTOR > 0, e.g. ' and :2'")
         return text, weight
 

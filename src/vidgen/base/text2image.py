@@ -25,6 +25,7 @@ from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..data.shapes import VOCABULARY, make_video
+from ..errors import positive_number
 from ..tiny import build_clip_tokenizer
 from .loop import fit
 
@@ -126,11 +127,8 @@ def sd_folder(value: str) -> Path:
 
 def positive(value: str) -> float:
     """argparse type: a finite number > 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not 0 < number < float("inf"):
+    number = positive_number(value)
+    if number is None:
         raise argparse.ArgumentTypeError(f"got {value!r}; expected a finite number > 0")
     return number
 
