@@ -309,3 +309,88 @@ def test_flow_words_trains_the_free_field_that_signs_it_by_the_same_loss(pipe, t
     assert words["guide_loss"] == pytest.approx(parts(-1.0)["flow_loss"], rel=1e-5)
     assert words["flow_loss"] == pytest.approx(parts(0.0)["flow_loss"], rel=1e-5)
     assert words["guide_loss"] < words["flow_loss"]
+
+
+def test_own_context_takes_context_frames_from_own_videos_and_keeps_real_targets(pipe, tiny_model, video_folder,
+                                                                                 tmp_path):
+    """`own_context` 1: every autoregressive example past frame 1 reads its context frames after the anchor from
+    the clip's own video, drawn among the clips that have one; its anchor, target and history stay real."""
+    from vidgen.training import TrainingData
+
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=64, joint_fraction=0.25, context_noise=0,
+                 own_context=1.0, flow_horizon=2)
+    n, f = 5, cfg.num_frames
+    latents = (16 * torch.arange(n)[:, None] + torch.arange(f)).float().view(n, f, 1, 1, 1).expand(
+        n, f, 4, 4, 4).contiguous()  # clip c, frame j is all 16c + j
+    data = TrainingData(latents, torch.zeros(n, dtype=torch.long), pipe.encode_prompt("a clip"), pipe.encode_prompt(""))
+    data.own = latents + 1000
+    data.own[:, 0] = latents[:, 0]  # an own video starts from the real frame 0
+    data.own_weights = torch.tensor([0.0, 1, 1, 1, 1])  # clip 0 has no own video
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    seen = 0
+    for step in range(4):
+        batch = make_batch(data, cfg, alphas, "epsilon", _step_generator(cfg, step, 0, 0))
+        ctx, clean = batch["context"], batch["clean"][:, 0, 0, 0]
+        for b in range(cfg.batch_size):
+            c, i = divmod(int(clean[b]), 16)  # the target is real: clip c's frame i
+            assert torch.equal(batch["history"][b, 0], latents[c, max(i - 1, 0)])
+            slots = ctx.frames[b][ctx.mask[b]][:, 0, 0, 0]
+            if ctx.levels[b, 0] > 0 or i <= 1:  # joint (context at level t) or frames 0 and 1: all real
+                assert (slots < 1000).all()
+                continue
+            seen += 1
+            frames = i + ctx.offsets[b][ctx.mask[b]]
+            assert c != 0 and slots[0] == 16 * c  # the anchor: real
+            assert torch.equal(slots[1:], 1000 + 16 * c + frames[1:].float())
+    assert seen > 20
+
+
+def test_own_context_needs_an_adapter_to_generate_with(tiny_model, video_folder, tmp_path):
+    with pytest.raises(VidgenError, match="own_context: got 0.5; expected 0 unless --init-adapter"):
+        config(tiny_model, video_folder, tmp_path, own_context=0.5).validate()
+    with pytest.raises(VidgenError, match="own_clips: got -1"):
+        config(tiny_model, video_folder, tmp_path, own_clips=-1).validate()
+
+
+def test_rollouts_are_what_the_pipeline_generates_from_the_first_frame(pipe):
+    """An own video is exactly the pipeline's continuation of the clip's real frame 0, frame for frame."""
+    import numpy as np
+
+    from vidgen.own_frames import rollouts
+
+    from .conftest import moving_squares
+
+    video, caption = moving_squares(1, frames=4)[0]
+    options = dict(num_frames=4, num_inference_steps=3, guidance_scale=3.0, scheduler="dpm++", start="previous",
+                   strength=0.75)
+    expected = np.stack(list(pipe.stream(caption, video=video[:1], generator=torch.Generator().manual_seed(3),
+                                         **options)))
+    # frame 0 encoded alone, as the pipeline encodes a given frame (a batch of 4 rounds differently)
+    latents = torch.cat([pipe.encode_frames(video[:1]), pipe.encode_frames(video[1:])])[None]
+    own = rollouts(pipe, latents, pipe.encode_prompt(caption), pipe._config(caption, options),
+                   torch.Generator().manual_seed(3))
+    assert torch.equal(own[0, 0], latents[0, 0])
+    decoded = np.stack([pipe.decode(x[None])[0] for x in own[0]])  # one at a time, as the pipeline does
+    assert np.array_equal(decoded, expected), np.abs(decoded.astype(int) - expected).max()
+    assert not torch.allclose(own[0, 1:], latents[0, 1:])
+
+
+def test_own_context_training_resumes_exactly_without_its_cache(pipe, tiny_model, video_folder, tmp_path):
+    """The own videos are generated with the init adapter (and its generation_config.json) whether a run starts or
+    resumes, so 2 steps + resume (its cache deleted) + 2 steps equal 4 steps in one go."""
+    from .conftest import perturb
+
+    adapter = pipe.denoiser.adapter.__class__.for_unet(pipe.denoiser.unet, num_tokens=4, width=32)
+    perturb(adapter, seed=2)
+    adapter.save_pretrained(tmp_path / "init")
+    (tmp_path / "init/generation_config.json").write_text(json.dumps({"num_inference_steps": 2}))
+    kw = dict(init_adapter=str(tmp_path / "init"), own_context=1.0, own_clips=3, joint_fraction=0.0)
+    train(config(tiny_model, video_folder, tmp_path / "a", **kw))
+    train(config(tiny_model, video_folder, tmp_path / "b", steps=2, **kw))
+    caches = list((tmp_path / "b/cache").glob("own-*.safetensors"))
+    assert len(caches) == 1 and load_file(caches[0])["videos"].shape[0] == 3
+    caches[0].unlink()
+    train(config(tiny_model, video_folder, tmp_path / "b", steps=4, **kw), resume=True)
+    name = "adapter/diffusion_pytorch_model.safetensors"
+    a, b = load_file(tmp_path / "a" / name), load_file(tmp_path / "b" / name)
+    assert all(torch.equal(a[k], b[k]) for k in a)

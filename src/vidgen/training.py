@@ -91,6 +91,10 @@ class TrainConfig:
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
     oversample: str | None = None  # "TEXT:FACTOR": clips whose caption contains TEXT are drawn FACTOR times as
     #                                often as the others (e.g. " and :2" for more two-object scenes)
+    own_context: float = 0.0  # share of autoregressive examples past frame 1 whose context frames after frame 0
+    #                           are the init adapter's own video generated from the clip's real frame 0
+    #                           (own_frames.rollouts, made once before training); the targets stay real
+    own_clips: int = 0  # how many clips get such a video (0: all), drawn by seed as `oversample` weighs them
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -98,7 +102,8 @@ class TrainConfig:
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
-              "flow_motions": 0, "flow_words": False, "oversample": None}
+              "flow_motions": 0, "flow_words": False, "oversample": None,
+              "own_context": 0.0, "own_clips": 0}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -107,7 +112,8 @@ class TrainConfig:
         check(self.steps >= 1, "steps", self.steps, "an integer ≥ 1")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
         check(self.gradient_accumulation >= 1, "gradient_accumulation", self.gradient_accumulation, "an integer ≥ 1")
-        for name in ("joint_fraction", "start_fraction", "still_fraction", "text_dropout", "context_dropout"):
+        for name in ("joint_fraction", "start_fraction", "still_fraction", "text_dropout", "context_dropout",
+                     "own_context"):
             check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "a number in [0, 1]")
         check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "a number in [0, 1)")
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
@@ -117,6 +123,9 @@ class TrainConfig:
         check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
               "0 unless the adapter has spatial_flow (a displacement to train)")
         check(self.flow_horizon >= 1, "flow_horizon", self.flow_horizon, "an integer ≥ 1")
+        check(self.own_clips >= 0, "own_clips", self.own_clips, "an integer ≥ 0 (0: every clip)")
+        check(self.own_context == 0 or self.init_adapter is not None, "own_context", self.own_context,
+              "0 unless --init-adapter gives a trained adapter to generate the contexts with")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
         if self.oversample is not None:
             self.oversample_rule()
@@ -146,6 +155,8 @@ class TrainingData:
     texts: torch.Tensor  # (U, L, d) text embeddings of the unique captions
     null_text: torch.Tensor  # (1, L, d) embedding of the empty prompt
     weights: torch.Tensor | None = None  # (N,) how often each clip is drawn, relative; None: uniformly
+    own: torch.Tensor | None = None  # (N, f, c, h, w) the adapter's own videos from each clip's frame 0 (own_context)
+    own_weights: torch.Tensor | None = None  # (N,) draw weights of the clips for own-context examples (0: no video)
 
 
 def _cache_key(config: TrainConfig, size: tuple[int, int], source) -> str:
@@ -199,8 +210,42 @@ def clip_weights(config: TrainConfig, captions: list[str], ids: torch.Tensor) ->
     text, factor = config.oversample_rule()
     hit = torch.tensor([text in c for c in captions])[ids]
     check(bool(hit.any()), "oversample", config.oversample, "a TEXT that some training caption contains")
-    print(f"oversample: {int(hit.sum())} of {len(ids)} clips have {text!r} in their caption, drawn {factor:g}× as often")
+    print(f"oversample: {int(hit.sum())} of {len(ids)} clips have {text!r} in their caption, "
+          f"drawn {factor:g}× as often")
     return torch.where(hit, factor, 1.0)
+
+
+def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
+    """Fill `data.own` with the init adapter's own videos from the real first frame of `config.own_clips` clips
+    (all when 0), chosen by seed as `oversample` weighs them, and `data.own_weights`; cached on disk, keyed by
+    the clips, the adapter's weights and its generation settings, so that a resumed run trains on the same."""
+    from .own_frames import rollouts
+    from .pipeline import GenerationConfig, read_generation_defaults
+
+    settings = GenerationConfig(**read_generation_defaults(config.init_adapter))
+    n = len(data.latents)
+    weights = torch.ones(n) if data.weights is None else data.weights
+    g = torch.Generator().manual_seed(config.seed)
+    count = n if config.own_clips == 0 else min(config.own_clips, n)
+    chosen = torch.multinomial(weights, count, replacement=False, generator=g).sort().values
+    weights_file = Path(config.init_adapter) / "diffusion_pytorch_model.safetensors"
+    blob = json.dumps([hashlib.sha1(weights_file.read_bytes()).hexdigest(), dataclasses.asdict(settings),
+                       chosen.tolist(), config.seed, list(data.latents.shape),
+                       float(data.latents[chosen].double().sum())])
+    cache = Path(config.out) / "cache" / f"own-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
+    if cache.is_file():
+        videos = load_file(cache)["videos"]
+    else:
+        print(f"own contexts: generating {count} videos of {data.latents.shape[1]} frames with {config.init_adapter}")
+        texts = data.texts[data.caption_ids[chosen]]
+        videos = rollouts(pipe, data.latents[chosen], texts, settings, g)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"videos": videos.contiguous()}, cache.with_suffix(".tmp"))
+        os.replace(cache.with_suffix(".tmp"), cache)
+    data.own = data.latents.clone()
+    data.own[chosen] = videos.to(data.own.dtype)
+    data.own_weights = torch.zeros(n)
+    data.own_weights[chosen] = weights[chosen]
 
 
 def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Tensor, prediction_type: str,
@@ -226,13 +271,18 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     still = torch.zeros(B, dtype=torch.bool)
     if config.still_fraction > 0:  # drawn after the others, for the same reason
         still = (torch.rand(B, generator=g) < config.still_fraction) & ~joint & (target_frame > 1)
+    own = torch.zeros(B, dtype=torch.bool)
+    if config.own_context > 0:  # drawn last too; an own-context example takes a clip that has an own video
+        own = (torch.rand(B, generator=g) < config.own_context) & ~joint & (target_frame > 1) & ~still
+        clip = torch.where(own, torch.multinomial(data.own_weights, B, replacement=True, generator=g), clip)
+        x0 = data.latents[clip]
 
     parts = []
     for b in range(B):
         i = int(target_frame[b])
         idx, level = (joint_window(i, f, config.window), int(t[b])) if joint[b] else \
             (context_window(i, config.window), int(aug[b]))
-        frames = x0[b, [i - 1] * len(idx)] if still[b] else x0[b, idx]
+        frames = x0[b, [i - 1] * len(idx)] if still[b] else data.own[clip[b], idx] if own[b] else x0[b, idx]
         if level > 0:
             frames = vp_noise(frames, context_noise[b, idx], alphas_cumprod, level)
         parts.append(FrameContext.make(frames[None], idx, i, float(level), k=config.window + 1))
@@ -344,8 +394,10 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     data = prepare_data(config, pipe, size, dataset)
 
     denoiser, adapter = pipe.denoiser, pipe.denoiser.adapter
-    if config.init_adapter is not None and found is None:
-        init_from(adapter, config.init_adapter)
+    if config.init_adapter is not None and (found is None or config.own_context > 0):
+        init_from(adapter, config.init_adapter)  # a resumed run's checkpoint replaces it below
+    if config.own_context > 0:
+        add_own_videos(data, config, pipe)
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
