@@ -21,6 +21,13 @@ well as real ones while the objects lag would put the loss in the denoising afte
 misreads them puts it in the field. With two objects, both readings also say how often the field vector at an
 object (both axes) is nearest to its own caption shift, to the other object's, or to none (zero). Writes
 flow_reading_generated(_2).json.
+
+With `--from-first-frame`, the real videos' readings again, but each frame's context is the adapter's own video
+generated from the real video's frame 0 (`vidgen.own_frames.rollouts`, seed k for the k-th video): the real
+first frame and the real path as the truth, and generated frames after it. Set beside the real readings, it
+says how much of the loss on generated videos comes from the frames generated after a right first frame (the
+contexts `vidgen train --own-context` trains on); `drift` says how far (px) the generated objects are from the
+real ones at frames DRIFT_FRAMES (median; share beyond one latent pixel). Writes flow_reading_rollout(_2).json.
 """
 
 from __future__ import annotations
@@ -40,11 +47,13 @@ from motion_follow import axis_of, moving_captions, moving_tracks, object_centre
 from vidgen.eval.scorer import expected_path, score_video  # noqa: E402
 from vidgen.fields import INTERPOLATIONS, warp  # noqa: E402
 from vidgen.errors import VidgenError  # noqa: E402
+from vidgen.own_frames import rollouts  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 from vidgen.sampling import FrameContext, context_window  # noqa: E402
 
 TARGETS = (1, 5, 10)
 SHIFTS = torch.linspace(-1.2, 1.2, 97)  # latent px, step 0.025
+DRIFT_FRAMES = (1, 3, 7, 11, 15)
 
 
 def generated_tracks(pipe: VideoPipeline, folder: Path, objects: int):
@@ -81,12 +90,30 @@ def cases(pipe: VideoPipeline, folder: Path, num_videos: int, objects: int = 1, 
                     at = [min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1]]
                     other = [(p[i] - p[i - 1]) / scale for k, p in enumerate(paths) if k != n]  # the other object's
                     out.append(dict(i=i, axis=axis, true=float(true), moved=float(moved), at=at, speed=speed,
-                                    latents=latents, text=text, first_right=first_right,
+                                    latents=latents, text=text, first_right=first_right, scene=scene,
                                     own=(want[i] - want[i - 1]) / scale, other=other[0] if other else None))
         used += len(out) > before
         if used >= num_videos:
             break
     return out
+
+
+def from_first_frame(pipe: VideoPipeline, items: list[dict]) -> tuple[list[dict], dict]:
+    """`items` of real videos with each video's latents replaced by the adapter's own video from its frame 0, and
+    how far the own videos' objects drifted from the real ones."""
+    config, own, gaps = pipe._config("a video", {}), {}, []
+    for c in items:
+        key = id(c["latents"])
+        if key not in own:
+            own[key] = rollouts(pipe, c["latents"][None], c["text"], config,
+                                torch.Generator().manual_seed(len(own)))[0]
+            real, made = (np.stack([pipe.decode(x[None])[0] for x in v]) for v in (c["latents"], own[key]))
+            gaps += [np.linalg.norm(object_centres(real, c["scene"], k) - object_centres(made, c["scene"], k), axis=1)
+                     for k in range(len(c["scene"].objects))]
+    gaps = np.array(gaps)
+    drift = {f"frame_{i}": {"median_px": round(float(np.nanmedian(gaps[:, i])), 2),
+                            "beyond_4px": round(float(np.mean(~(gaps[:, i] <= 4))), 3)} for i in DRIFT_FRAMES}
+    return [{**c, "latents": own[id(c["latents"])]} for c in items], drift
 
 
 def summary(ratios: list[float], frames: list[int]) -> dict:
@@ -144,8 +171,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
     parser.add_argument("--videos", type=int, default=24)
     parser.add_argument("--objects", type=int, choices=(1, 2), default=1)
-    parser.add_argument("--generated", action="store_true",
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--generated", action="store_true",
                         help="read each adapter's own generated videos of --videos captions instead of real ones")
+    source.add_argument("--from-first-frame", action="store_true",
+                        help="read the real videos with contexts the adapter generated from their real frame 0")
     args = parser.parse_args()
     results = {"field": {}, "moved": {}, "field_when_first_frame_right": {}} if args.generated else {"field": {}}
     for adapter in args.adapter:
@@ -154,6 +184,9 @@ def main() -> None:
             raise VidgenError(f"adapter: got {adapter!r}, which has no displacement field; expected one trained "
                               "with --spatial-flow")
         items = cases(pipe, args.data, args.videos, args.objects, args.generated)
+        if args.from_first_frame:
+            items, results.setdefault("drift", {})[adapter] = from_first_frame(pipe, items)
+            print(f"{adapter}: own objects' distance from the real ones {results['drift'][adapter]}", flush=True)
         results["field"][adapter] = field_reading(pipe, items)
         print(f"{adapter}: field / true shift {results['field'][adapter]}", flush=True)
         if args.generated:
@@ -162,10 +195,11 @@ def main() -> None:
             right = [c for c in items if c["first_right"]]
             results["field_when_first_frame_right"][adapter] = field_reading(pipe, right)
             print(f"{adapter}: the same, first frame right {results['field_when_first_frame_right'][adapter]}")
-    if not args.generated:
+    if not (args.generated or args.from_first_frame):
         results["best_warp"] = {mode: best_warp(items, mode) for mode in INTERPOLATIONS}
         print(f"best single displacement / true shift: {results['best_warp']}")
-    name = "flow_reading" + ("_generated" if args.generated else "") + ("_2" if args.objects == 2 else "")
+    kind = "_generated" if args.generated else "_rollout" if args.from_first_frame else ""
+    name = "flow_reading" + kind + ("_2" if args.objects == 2 else "")
     write_results(name, {"results": results})
 
 

@@ -394,3 +394,27 @@ def test_own_context_training_resumes_exactly_without_its_cache(pipe, tiny_model
     name = "adapter/diffusion_pytorch_model.safetensors"
     a, b = load_file(tmp_path / "a" / name), load_file(tmp_path / "b" / name)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_teacher_forced_frames_are_what_the_pipeline_generates_from_the_real_frames_before(pipe):
+    """Own frame j (`own_from` previous) is the pipeline's next frame after the real frames 0 … j−1 (to a level of
+    rounding: the pipeline encodes the given frames in one batch)."""
+    import numpy as np
+
+    from vidgen.own_frames import teacher_forced
+
+    from .conftest import moving_squares
+
+    video, caption = moving_squares(1, frames=4, seed=1)[0]
+    options = dict(num_inference_steps=3, guidance_scale=3.0, scheduler="dpm++", start="previous", strength=0.75)
+    latents = pipe.encode_frames(video)[None]
+    own = teacher_forced(pipe, latents, pipe.encode_prompt(caption), pipe._config(caption, options),
+                         torch.Generator().manual_seed(0), chunk=1)
+    assert torch.equal(own[0, 0], latents[0, 0])
+    for j in range(1, 4):  # chunk 1: frame j's noise is the generator's j-th draw after j − 1 frames' draws
+        gen = torch.Generator().manual_seed(0)
+        if j > 1:
+            teacher_forced(pipe, latents[:, :j], pipe.encode_prompt(caption), pipe._config(caption, options), gen,
+                           chunk=1)
+        *_, last = pipe.stream(caption, video=video[:j], generator=gen, num_frames=j + 1, **options)
+        assert np.abs(pipe.decode(own[0, j][None])[0].astype(int) - last).max() <= 1

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 LOSS_WEIGHTINGS = ("none", "x0")
+OWN_FROM = ("first", "previous")  # own-context videos: run on from the real frame 0, or each frame from the real ones
 X0_WEIGHT_CAP = 20.0  # "x0" weighting of an ε-prediction loss: 1/SNR, at most this (SNR ≥ 0.05)
 
 
@@ -95,6 +96,8 @@ class TrainConfig:
     #                           are the init adapter's own video generated from the clip's real frame 0
     #                           (own_frames.rollouts, made once before training); the targets stay real
     own_clips: int = 0  # how many clips get such a video (0: all), drawn by seed as `oversample` weighs them
+    own_from: str = "first"  # "first": the own video runs on from the real frame 0 (its objects drift off the
+    #                          real path); "previous": each frame is generated given the real frames before it
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -103,7 +106,7 @@ class TrainConfig:
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
               "flow_motions": 0, "flow_words": False, "oversample": None,
-              "own_context": 0.0, "own_clips": 0}
+              "own_context": 0.0, "own_clips": 0, "own_from": "first"}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -123,6 +126,7 @@ class TrainConfig:
         check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
               "0 unless the adapter has spatial_flow (a displacement to train)")
         check(self.flow_horizon >= 1, "flow_horizon", self.flow_horizon, "an integer ≥ 1")
+        check(self.own_from in OWN_FROM, "own_from", self.own_from, " or ".join(OWN_FROM))
         check(self.own_clips >= 0, "own_clips", self.own_clips, "an integer ≥ 0 (0: every clip)")
         check(self.own_context == 0 or self.init_adapter is not None, "own_context", self.own_context,
               "0 unless --init-adapter gives a trained adapter to generate the contexts with")
@@ -219,7 +223,7 @@ def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
     """Fill `data.own` with the init adapter's own videos from the real first frame of `config.own_clips` clips
     (all when 0), chosen by seed as `oversample` weighs them, and `data.own_weights`; cached on disk, keyed by
     the clips, the adapter's weights and its generation settings, so that a resumed run trains on the same."""
-    from .own_frames import rollouts
+    from .own_frames import rollouts, teacher_forced
     from .pipeline import GenerationConfig, read_generation_defaults
 
     settings = GenerationConfig(**read_generation_defaults(config.init_adapter))
@@ -230,7 +234,7 @@ def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
     chosen = torch.multinomial(weights, count, replacement=False, generator=g).sort().values
     weights_file = Path(config.init_adapter) / "diffusion_pytorch_model.safetensors"
     blob = json.dumps([hashlib.sha1(weights_file.read_bytes()).hexdigest(), dataclasses.asdict(settings),
-                       chosen.tolist(), config.seed, list(data.latents.shape),
+                       chosen.tolist(), config.seed, list(data.latents.shape), config.own_from,
                        float(data.latents[chosen].double().sum())])
     cache = Path(config.out) / "cache" / f"own-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
     if cache.is_file():
@@ -238,7 +242,8 @@ def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
     else:
         print(f"own contexts: generating {count} videos of {data.latents.shape[1]} frames with {config.init_adapter}")
         texts = data.texts[data.caption_ids[chosen]]
-        videos = rollouts(pipe, data.latents[chosen], texts, settings, g)
+        videos = (rollouts if config.own_from == "first" else teacher_forced)(pipe, data.latents[chosen], texts,
+                                                                              settings, g)
         cache.parent.mkdir(parents=True, exist_ok=True)
         save_file({"videos": videos.contiguous()}, cache.with_suffix(".tmp"))
         os.replace(cache.with_suffix(".tmp"), cache)
