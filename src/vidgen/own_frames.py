@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .guidance import Guidance, frame_model
-from .sampling import FrameContext, Start, context_window, denoise, first_step, sample_autoregressive, start_latent
+from .sampling import FrameContext, Start, context_window, guess_from, sample_autoregressive, sample_frame, vp_noise
 
 
 @torch.no_grad()
@@ -28,8 +28,7 @@ def rollouts(pipe, latents: torch.Tensor, texts: torch.Tensor, config, generator
     `GenerationConfig`), `chunk` clips at a time; all noise from `generator`."""
     n, f = latents.shape[:2]
     device, dtype = pipe.device, pipe.dtype
-    null = pipe.encode_prompt(config.negative_prompt or "")
-    guidance = Guidance(config.guidance_scale, config.context_guidance_scale)
+    null, guidance = _guidance(pipe, config)
     out = []
     for start in tqdm(range(0, n, chunk), desc="generating own contexts", leave=False):
         clips = latents[start:start + chunk].to(device, dtype)
@@ -51,22 +50,30 @@ def teacher_forced(pipe, latents: torch.Tensor, texts: torch.Tensor, config, gen
     started from the real frame j − 1 as `config.start` says), `chunk` frames at a time."""
     n, f = latents.shape[:2]
     window, device, dtype = config.window, pipe.device, pipe.dtype
-    null = pipe.encode_prompt(config.negative_prompt or "")
-    guidance = Guidance(config.guidance_scale, config.context_guidance_scale)
+    null, guidance = _guidance(pipe, config)
     out, jobs = latents.clone(), [(c, j) for c in range(n) for j in range(1, f)]
     for start in tqdm(range(0, len(jobs), chunk), desc="generating own contexts", leave=False):
         part = jobs[start:start + chunk]
         clips, frames = torch.tensor([c for c, _ in part]), torch.tensor([j for _, j in part])
-        ctx = FrameContext.cat([FrameContext.make(latents[c, context_window(j, window)][None].to(device, dtype),
-                                                  context_window(j, window), j, 0.0, k=window + 1) for c, j in part])
-        model = frame_model(pipe.denoiser, texts[clips].to(device, dtype),
-                            null.expand(len(part), -1, -1).to(device, dtype), guidance)(ctx)
-        previous, kind = latents[clips, frames - 1].to(device, dtype), Start(config.start)
-        guess = None if kind is Start.NOISE else \
-            model.carry(previous) if kind is Start.CARRY and hasattr(model, "carry") else previous
         scheduler = pipe.make_scheduler(config)
         scheduler.set_timesteps(config.num_inference_steps, device=device)
-        first = 0 if guess is None else first_step(config.num_inference_steps, config.strength)
-        x = start_latent(scheduler, previous.shape, guess, generator, device, dtype, first)
-        out[clips, frames] = denoise(model, scheduler, x, generator, first).to(out.dtype).cpu()
+        ctx = FrameContext.cat([FrameContext.make(latents[c, context_window(j, window)][None].to(device, dtype),
+                                                  context_window(j, window), j, float(config.context_noise),
+                                                  k=window + 1) for c, j in part])
+        if config.context_noise > 0:  # context noise augmentation, as the sampler applies it
+            noise = torch.randn(ctx.frames.shape, generator=generator).to(device, dtype)
+            ctx.frames = vp_noise(ctx.frames, noise, scheduler.alphas_cumprod, config.context_noise) * ctx.mask[
+                ..., None, None, None]
+        model = frame_model(pipe.denoiser, texts[clips].to(device, dtype),
+                            null.expand(len(part), -1, -1).to(device, dtype), guidance)(ctx)
+        previous = latents[clips, frames - 1].to(device, dtype)
+        out[clips, frames] = sample_frame(model, scheduler, previous.shape, config.num_inference_steps,
+                                          guess_from(model, previous, config.start), config.strength, generator,
+                                          device, dtype).to(out.dtype).cpu()
     return out
+
+
+def _guidance(pipe, config) -> tuple[torch.Tensor, Guidance]:
+    """The negative prompt's embedding and the guidance `config` asks for."""
+    return pipe.encode_prompt(config.negative_prompt or ""), Guidance(config.guidance_scale,
+                                                                      config.context_guidance_scale)

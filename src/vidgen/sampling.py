@@ -146,6 +146,24 @@ def denoise(model: Denoiser, scheduler, x: torch.Tensor, generator=None, first: 
     return x
 
 
+def guess_from(denoiser, previous: torch.Tensor | None, start: Start | str) -> torch.Tensor | None:
+    """The guess an autoregressive frame starts from (`Start`): none, the frame before, or the frame before carried
+    on by the frame's denoiser (`denoiser.carry`, when it has one; else the frame before as it is)."""
+    if previous is None or Start(start) is Start.NOISE:
+        return None
+    carry = getattr(denoiser, "carry", None) if Start(start) is Start.CARRY else None
+    return previous if carry is None else carry(previous)
+
+
+def sample_frame(denoiser: Denoiser, scheduler, shape, num_steps: int, guess: torch.Tensor | None,
+                 strength: float = 1.0, generator=None, device="cpu", dtype=torch.float32) -> torch.Tensor:
+    """One frame: `scheduler` (timesteps set for `num_steps`) from pure noise, or from the forward marginal of
+    `guess` over the last `strength` of the schedule."""
+    first = 0 if guess is None else first_step(num_steps, strength)
+    return denoise(denoiser, scheduler, start_latent(scheduler, shape, guess, generator, device, dtype, first),
+                   generator, first)
+
+
 def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], scheduler, shape, num_frames: int,
                           num_steps: int, *, window: int = 4, start: Start | Callable = Start.NOISE,
                           strength: float = 1.0, context_level: int = 0, prefix: torch.Tensor | None = None,
@@ -180,16 +198,9 @@ def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], sched
                                      dtype=dtype)
                 frames = vp_noise(frames, noise, scheduler.alphas_cumprod, context_level)
             denoiser = frame_model(FrameContext.make(frames, idx, i, float(context_level)))
-            if callable(start) and not isinstance(start, Start):
-                guess = start(i, history)
-            elif Start(start) is Start.NOISE or i == 0:
-                guess = None
-            else:
-                carry = getattr(denoiser, "carry", None) if Start(start) is Start.CARRY else None
-                guess = history[i - 1] if carry is None else carry(history[i - 1])
-            first = 0 if guess is None else first_step(num_steps, strength)
-            x = denoise(denoiser, scheduler, start_latent(scheduler, shape, guess, generator, device, dtype, first),
-                        generator, first)
+            guess = start(i, history) if callable(start) and not isinstance(start, Start) else \
+                guess_from(denoiser, history.get(i - 1), start)
+            x = sample_frame(denoiser, scheduler, shape, num_steps, guess, strength, generator, device, dtype)
         history[i] = x
         keep = set(context_window(i + 1, window))
         for j in [j for j in history if j not in keep]:
