@@ -93,8 +93,8 @@ class TrainConfig:
     oversample: str | None = None  # "TEXT:FACTOR": clips whose caption contains TEXT are drawn FACTOR times as
     #                                often as the others (e.g. " and :2" for more two-object scenes)
     own_context: float = 0.0  # share of autoregressive examples past frame 1 whose context frames after frame 0
-    #                           are the init adapter's own video generated from the clip's real frame 0
-    #                           (own_frames.rollouts, made once before training); the targets stay real
+    #                           are the init adapter's own video of the clip (`own_from`; made once before
+    #                           training, own_frames); the targets stay real
     own_clips: int = 0  # how many clips get such a video (0: all), drawn by seed as `oversample` weighs them
     own_from: str = "first"  # "first": the own video runs on from the real frame 0 (its objects drift off the
     #                          real path); "previous": each frame is generated given the real frames before it
@@ -159,7 +159,7 @@ class TrainingData:
     texts: torch.Tensor  # (U, L, d) text embeddings of the unique captions
     null_text: torch.Tensor  # (1, L, d) embedding of the empty prompt
     weights: torch.Tensor | None = None  # (N,) how often each clip is drawn, relative; None: uniformly
-    own: torch.Tensor | None = None  # (N, f, c, h, w) the adapter's own videos from each clip's frame 0 (own_context)
+    own: torch.Tensor | None = None  # (N, f, c, h, w) the adapter's own video of each clip (own_context)
     own_weights: torch.Tensor | None = None  # (N,) draw weights of the clips for own-context examples (0: no video)
 
 
@@ -220,9 +220,11 @@ def clip_weights(config: TrainConfig, captions: list[str], ids: torch.Tensor) ->
 
 
 def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
-    """Fill `data.own` with the init adapter's own videos from the real first frame of `config.own_clips` clips
-    (all when 0), chosen by seed as `oversample` weighs them, and `data.own_weights`; cached on disk, keyed by
-    the clips, the adapter's weights and its generation settings, so that a resumed run trains on the same."""
+    """Fill `data.own` with the init adapter's own videos (`own_frames.rollouts` from the real frame 0, or
+    `teacher_forced`, as `config.own_from` says) of `config.own_clips` clips (all when 0), chosen by seed as
+    `oversample` weighs them, and `data.own_weights`; generated with the init adapter's generation_config.json
+    and cached on disk, keyed by the clips, the adapter's weights and the settings, so that a resumed run trains
+    on the same."""
     from .own_frames import rollouts, teacher_forced
     from .pipeline import GenerationConfig, read_generation_defaults
 
