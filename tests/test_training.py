@@ -109,7 +109,8 @@ def test_trains_from_an_in_memory_shapes_dataset(tiny_model, tmp_path):
 
 
 def test_base_training_loop_resumes_exactly(tmp_path):
-    """The loop that trains the demo model's parts: 6 steps equal 3 + resume + 3, weight for weight."""
+    """The loop that trains the demo model's parts: 6 steps equal 3 + resume + 3, weight for weight, and so do
+    the EMA weights."""
     from vidgen.base.loop import fit
 
     def run(state, steps):
@@ -123,15 +124,19 @@ def test_base_training_loop_resumes_exactly(tmp_path):
             loss = (model(x).squeeze(-1) - x.sum(-1)).pow(2).mean()
             return loss, loss.item()
 
-        log = fit(model, opt, state, steps, loss_at, lambda step: 1e-2, save_every=3)
-        return model, log
+        log, ema = fit(model, opt, state, steps, loss_at, lambda step: 1e-2, save_every=3, ema_decay=0.5)
+        return model, ema
 
-    whole, log = run(tmp_path / "a", 6)
+    whole, ema = run(tmp_path / "a", 6)
     run(tmp_path / "b", 3)
-    resumed, _ = run(tmp_path / "b", 6)
+    resumed, ema_resumed = run(tmp_path / "b", 6)
     assert all(torch.equal(p, q) for p, q in zip(whole.parameters(), resumed.parameters()))
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["model.safetensors", "optimizer.json",
-                                                                  "optimizer.safetensors", "trainer.json"]
+    assert ema.keys() == ema_resumed.keys() and all(torch.equal(ema[k], ema_resumed[k]) for k in ema)
+    weights = dict(whole.named_parameters())
+    assert not torch.equal(ema["0.weight"], weights["0.weight"])  # an average, not the last weights
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["ema.safetensors", "model.safetensors",
+                                                                  "optimizer.json", "optimizer.safetensors",
+                                                                  "trainer.json"]
 
 
 def test_init_adapter_takes_matching_weights_and_keeps_new_parts_fresh(pipe, tmp_path, capsys):

@@ -97,18 +97,24 @@ def load_checkpoint(path: Path, adapter, optimizer) -> tuple[int, dict | None, d
     return step, ema, json.loads((path / "train_config.json").read_text())
 
 
-def save_training_state(folder: Path, model: torch.nn.Module, optimizer, meta: dict) -> None:
-    """Atomically replace `folder` with the model's weights, the optimizer state and `meta` (JSON)."""
+def save_training_state(folder: Path, model: torch.nn.Module, optimizer, meta: dict,
+                        ema: dict | None = None) -> None:
+    """Atomically replace `folder` with the model's weights, the optimizer state, `meta` (JSON) and, when given,
+    the EMA weights."""
     with atomic_dir(folder) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        if ema is not None:
+            save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
         optimizer_to_files(optimizer, tmp)
         (tmp / "trainer.json").write_text(json.dumps(meta))
 
 
-def load_training_state(folder: Path, model: torch.nn.Module, optimizer) -> dict | None:
-    """Restore what `save_training_state` wrote, in place; None when `folder` holds no state."""
+def load_training_state(folder: Path, model: torch.nn.Module, optimizer) -> tuple[dict, dict | None] | None:
+    """Restore what `save_training_state` wrote, in place; → (meta, EMA weights or None), or None when `folder`
+    holds no state."""
     if not (folder / "trainer.json").is_file():
         return None
     model.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
     optimizer_from_files(optimizer, folder)
-    return json.loads((folder / "trainer.json").read_text())
+    ema = load_file(folder / "ema.safetensors") if (folder / "ema.safetensors").is_file() else None
+    return json.loads((folder / "trainer.json").read_text()), ema

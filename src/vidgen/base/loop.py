@@ -13,15 +13,23 @@ from ..checkpoint import load_training_state, save_training_state
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, steps: int,
         loss_at: Callable[[int], tuple[torch.Tensor, float]], lr_at: Callable[[int], float],
-        save_every: int = 250, clip: float | None = None) -> list[dict]:
+        save_every: int = 250, clip: float | None = None, ema_decay: float = 0.0) -> tuple[list[dict], dict | None]:
     """Run optimizer steps until `steps`, resuming from `state` if it holds a checkpoint.
 
     `loss_at(step)` draws that step's data from a generator seeded by the step, so a resumed run repeats what an
-    uninterrupted one would have done; it returns (loss to minimise, number to log)."""
+    uninterrupted one would have done; it returns (loss to minimise, number to log). With `ema_decay` > 0 an
+    exponential moving average of the weights is kept (and checkpointed); → (the log, the EMA weights or None).
+    A state saved without an EMA starts its EMA at the saved weights."""
     saved = load_training_state(state, model, optimizer)
-    step, log = (saved["step"], saved["log"]) if saved else (0, [])
+    step, log, ema = 0, [], None
     if saved:
+        (meta, ema), step = saved, saved[0]["step"]
+        log = meta["log"]
         print(f"resumed from {state} at step {step}")
+    if ema_decay > 0 and ema is None:
+        ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+    elif ema_decay == 0:
+        ema = None
     model.train()
     start = time.time()
     while step < steps:
@@ -33,10 +41,14 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, s
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
+        if ema is not None:
+            with torch.no_grad():
+                for k, v in model.state_dict().items():
+                    ema[k].mul_(ema_decay).add_(v.float(), alpha=1 - ema_decay)
         step += 1
         if step % 50 == 0 or step == steps:
             log.append({"step": step, "loss": round(shown, 5), "seconds": round(time.time() - start)})
             print(log[-1], flush=True)
         if step % save_every == 0 or step == steps:
-            save_training_state(state, model, optimizer, {"step": step, "log": log})
-    return log
+            save_training_state(state, model, optimizer, {"step": step, "log": log}, ema)
+    return log, ema

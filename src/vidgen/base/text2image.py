@@ -9,7 +9,8 @@ classifier-free guidance. The result is saved as a standard diffusers Stable Dif
     # seeded; resumes from runs/base/state if present; writes the SD folder to runs/base/model
 
 `--init-model FOLDER` starts from a trained SD folder's text encoder and UNet instead of fresh weights (to train
-a shipped base on), and `--pair-weight W` draws frames of two-object scenes W times as often.
+a shipped base on), `--pair-weight W` draws frames of two-object scenes W times as often, and `--ema-decay D`
+saves an exponential moving average of the weights (checkpointed with them) as the model.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def encode_dataset(vae: AutoencoderKL, tokenizer, n: int, seed: int) -> tuple[to
 
 
 def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32, lr: float = 3e-4,
-               frames: int = 20000, seed: int = 0, init: Path | None = None, pair_weight: float = 1.0) -> Path:
+               frames: int = 20000, seed: int = 0, init: Path | None = None, pair_weight: float = 1.0,
+               ema_decay: float = 0.0) -> Path:
+    """Train (or, from `init`, train on) the text encoder and UNet; → the SD folder written to `out/model`, which
+    holds the EMA weights when `ema_decay` > 0."""
     torch.manual_seed(seed)
     tokenizer = build_clip_tokenizer(VOCABULARY, MAX_TOKENS)
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
@@ -102,8 +106,10 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
         loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, tok), noise)
         return loss, loss.item()
 
-    fit(model, optimizer, out / "state", steps, loss_at, clip=1.0,
-        lr_at=lambda step: lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + np.cos(np.pi * step / steps)))
+    _, ema = fit(model, optimizer, out / "state", steps, loss_at, clip=1.0, ema_decay=ema_decay,
+                 lr_at=lambda step: lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + np.cos(np.pi * step / steps)))
+    if ema is not None:
+        model.load_state_dict(ema)
     return save_model(model, vae, tokenizer, out / "model")
 
 
@@ -133,6 +139,17 @@ def positive(value: str) -> float:
     return number
 
 
+def ema_decay(value: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a number in [0, 1), e.g. 0.999")
+    return number
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the demo model's text encoder and UNet on shapes frames.")
     parser.add_argument("--vae", type=Path, required=True)
@@ -145,10 +162,12 @@ def main() -> None:
     parser.add_argument("--init-model", type=sd_folder, help="start from this SD folder's text encoder and UNet")
     parser.add_argument("--pair-weight", type=positive, default=1.0,
                         help="draw frames of two-object scenes this many times as often")
+    parser.add_argument("--ema-decay", type=ema_decay, default=0.0,
+                        help="keep an EMA of the weights with this decay and save it as the model (0: off)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(train_base(args.vae, args.out, args.steps, args.batch_size, args.learning_rate, args.frames, args.seed,
-                     args.init_model, args.pair_weight))
+                     args.init_model, args.pair_weight, args.ema_decay))
 
 
 if __name__ == "__main__":
