@@ -177,6 +177,51 @@ def test_word_field_binds_each_place_to_its_words_and_the_free_field_only_signs_
             SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, **bad)
 
 
+def test_appearance_binding_reads_the_latest_frame_alone_and_offers_a_still_key():
+    """word_binding "appearance": each place's query reads only the context frame just before the target, so the
+    word field does not change with how the frames before it moved (frame differences, the anchor), and it does
+    with what the latest frame shows; a place whose query matches the still key takes no displacement."""
+    from vidgen.context import SpatialEncoder
+    from vidgen.fields import WordField, latest_frame
+    torch.manual_seed(0)
+    frames = torch.randn(2, 3, 4, 4, 4)
+    offsets = torch.tensor([[-4, -1, -2], [-3, -2, 0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    got = latest_frame(frames, offsets, mask)
+    assert torch.equal(got[0], frames[0, 1]) and torch.equal(got[1], frames[1, 1])  # nearest before; not a pad
+    assert latest_frame(frames, offsets, torch.zeros_like(mask)).abs().max() == 0  # no context: nothing
+    assert torch.equal(latest_frame(frames, torch.tensor([[2, 1, 3]] * 2), mask.new_ones(2, 3)), frames[:, 1])
+
+    enc = SpatialEncoder(4, 8, [(8, 1)], 4, differences=True, text_dim=6, flow=True, words=True,
+                         word_binding="appearance")
+    torch.nn.init.normal_(enc.word_field.motion[-1].weight)  # a word field that moves; the free field is still
+    ctx, text = inputs()[3], torch.randn(2, 5, 6)
+    flow = enc(*ctx.as_args(), text=text)[1]
+    assert flow.abs().max() > 0.01
+    older = ctx.frames.clone()
+    older[:, :2] = torch.randn_like(older[:, :2])  # the anchor and frame 2 change, the latest (frame 3) does not
+    assert torch.allclose(enc(older, *ctx.as_args()[1:], text=text)[1], flow, atol=1e-6)
+    latest = ctx.frames.clone()
+    latest[:, 2] = torch.randn_like(latest[:, 2])
+    assert not torch.allclose(enc(latest, *ctx.as_args()[1:], text=text)[1], flow, atol=1e-3)
+
+    field = WordField(8, 6, "appearance")
+    torch.nn.init.normal_(field.motion[-1].weight)
+    with torch.no_grad():
+        field.query[-1].weight.zero_()
+        field.query[-1].bias.copy_(torch.randn(32) * 100)  # every place asks for the same key...
+        field.still_key.copy_(field.query[-1].bias)  # ...which is the still key
+    assert field(torch.randn(2, 4, 4, 4), text).abs().max() < 1e-6
+
+
+def test_sign_margin_keeps_the_caption_direction_where_the_free_field_barely_disagrees():
+    from vidgen.fields import signed_like
+    field = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)
+    guide = torch.tensor([[-0.1, -0.49, -0.51, -2.0], [0.0, 0.0, 0.0, 5.0]]).view(1, 2, 1, 4)
+    assert signed_like(field, guide)[0, 0, 0].tolist() == [-1, -1, -1, -1]
+    assert signed_like(field, guide, margin=0.5)[0, 0, 0].tolist() == [1, 1, -1, -1]
+
+
 def test_frame_differences_pair_each_frame_with_its_farther_neighbour():
     from vidgen.context import frame_differences
     from vidgen.sampling import context_window, joint_window

@@ -69,6 +69,10 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "flow_horizon: got 0": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--flow-horizon", "0"],
         "flow_motions: got 2": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--flow-motions", "2"],
         "flow_words: got True": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--flow-words"],
+        "word_binding: got 'colour'": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--word-binding",
+                                       "colour"],
+        "flow_sign_margin: got 2.0": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run",
+                                      "--flow-sign-margin", "2"],
         "oversample: got ' and '": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--oversample", " and "],
     }
     with ThreadPoolExecutor(3) as pool:

@@ -17,7 +17,7 @@ from torch import nn
 
 from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
 from .context import ContextEncoder, SpatialEncoder
-from .fields import INTERPOLATIONS
+from .fields import INTERPOLATIONS, WORD_BINDINGS
 from .errors import VidgenError
 
 
@@ -56,7 +56,8 @@ class Context:
 
 def check_options(token_path: bool = True, spatial_path: bool = True, spatial_text: bool = False,
                   spatial_text_words: bool = False, spatial_flow: bool = False, flow_interpolation: str = "bilinear",
-                  flow_motions: int = 0, flow_words: bool = False, **_) -> None:
+                  flow_motions: int = 0, flow_words: bool = False, word_binding: str = "map",
+                  flow_sign_margin: float = 0.0, **_) -> None:
     """Raise VidgenError unless these `VideoAdapter` options fit together (the adapter and `vidgen train`, before it
     loads anything, both check them here); other keyword arguments are ignored."""
     if flow_interpolation not in INTERPOLATIONS:
@@ -70,6 +71,12 @@ def check_options(token_path: bool = True, spatial_path: bool = True, spatial_te
     if flow_motions and not (spatial_path and spatial_flow and spatial_text):
         raise VidgenError(f"flow_motions: got {flow_motions} without spatial_flow and spatial_text; expected 0, "
                           "or both of those (the motions are read off the caption)")
+    if word_binding not in WORD_BINDINGS:
+        raise VidgenError(f"word_binding: got {word_binding!r}; expected one of {WORD_BINDINGS}")
+    if word_binding != "map" and not flow_words:
+        raise VidgenError(f"word_binding: got {word_binding!r} without flow_words; expected 'map', or flow_words too")
+    if not 0 <= flow_sign_margin <= 1:
+        raise VidgenError(f"flow_sign_margin: got {flow_sign_margin}; expected a number in [0, 1]")
     if flow_words and (not (spatial_path and spatial_flow and spatial_text) or flow_motions):
         raise VidgenError(f"flow_words: got True with spatial_flow={spatial_flow}, spatial_text={spatial_text}, "
                           f"flow_motions={flow_motions}; expected spatial_flow and spatial_text, flow_motions 0")
@@ -113,6 +120,12 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             word by word and bound per place by attention (`fields.WordField`), and run backwards where the free
             field (the spatial_flow one, which reads the context) points the other way: the map chooses which
             words move a place and which way, never how far. The demo adapter's field.
+        word_binding (str, default "map"): with flow_words, what each place's query over the words reads: "map"
+            (the pooled map, frame differences included) or "appearance" (the latest context frame alone, with
+            a learned still key: `fields.WordField`); "map" in adapters saved before the option existed.
+        flow_sign_margin (float, default 0): with flow_words, the word field runs backwards only where the free
+            field's component along it is below −margin × its length (`fields.signed_like`); 0 in adapters
+            saved before the option existed.
     """
 
     @register_to_config
@@ -121,10 +134,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  max_offset: int = 16, spatial_width: int = 64, token_path: bool = True,
                  spatial_path: bool = True, frame_differences: bool = False, spatial_text: bool = False,
                  spatial_text_words: bool = False, spatial_flow: bool = False,
-                 flow_interpolation: str = "bilinear", flow_motions: int = 0, flow_words: bool = False):
+                 flow_interpolation: str = "bilinear", flow_motions: int = 0, flow_words: bool = False,
+                 word_binding: str = "map", flow_sign_margin: float = 0.0):
         super().__init__()
         check_options(token_path, spatial_path, spatial_text, spatial_text_words, spatial_flow, flow_interpolation,
-                      flow_motions, flow_words)
+                      flow_motions, flow_words, word_binding, flow_sign_margin)
         if token_path:
             self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
                                           depth, heads, patch_size, max_offset)
@@ -134,7 +148,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         if spatial_path:
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None,
-                                          spatial_flow, flow_interpolation, flow_motions, flow_words)
+                                          spatial_flow, flow_interpolation, flow_motions, flow_words, word_binding,
+                                          flow_sign_margin)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule

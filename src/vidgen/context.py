@@ -32,7 +32,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from einops import rearrange
 from torch import nn
 
-from .fields import MOTION_INIT, WordField, motion_field, signed_like, warp
+from .fields import MOTION_INIT, WordField, latest_frame, motion_field, signed_like, warp
 
 
 def sincos_2d(h: int, w: int, dim: int, device) -> torch.Tensor:
@@ -134,7 +134,8 @@ class SpatialEncoder(nn.Module):
 
     def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
                  differences: bool = False, text_dim: int | None = None, flow: bool = False,
-                 interpolation: str = "bilinear", motions: int = 0, words: bool = False):
+                 interpolation: str = "bilinear", motions: int = 0, words: bool = False,
+                 word_binding: str = "map", sign_margin: float = 0.0):
         super().__init__()
         if (motions or words) and not (flow and text_dim is not None):
             raise ValueError("motions > 0 or words need flow and text_dim (the motions are read off the caption)")
@@ -142,6 +143,7 @@ class SpatialEncoder(nn.Module):
             raise ValueError("motions > 0 and words are two ways to read the field off the caption; expected one")
         self.interpolation = interpolation
         self.motions = motions
+        self.sign_margin = sign_margin
         self.flow = self.word_field = None
         if flow:  # zero-initialised: no displacement until trained (with words: the free field that signs it)
             self.flow = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
@@ -151,7 +153,7 @@ class SpatialEncoder(nn.Module):
             if motions:
                 nn.init.normal_(self.flow[-1].weight, std=MOTION_INIT)
             if words:
-                self.word_field = WordField(width, text_dim)
+                self.word_field = WordField(width, text_dim, word_binding, in_channels)
         self.differences = differences
         self.text_film = self.text_flow = None
         if text_dim is not None:  # zero-initialised: pooling starts as the mean, modulation as identity
@@ -199,6 +201,7 @@ class SpatialEncoder(nn.Module):
         pooled map was warped by, None without `flow`; with `words`, the free field that signed it (trained by
         the displacement loss too), else None)."""
         b, k = frames.shape[:2]
+        latest = latest_frame(frames, offsets, mask) if self.word_field is not None else None  # b c h w
         if self.differences:
             frames = torch.cat([frames, frame_differences(frames, offsets, mask)], dim=2)
         feats = rearrange(self.stem(rearrange(frames, "b k c h w -> (b k) c h w")), "(b k) d h w -> b k d h w", b=b)
@@ -220,7 +223,8 @@ class SpatialEncoder(nn.Module):
             elif self.text_flow is not None:
                 flow = flow + self.text_flow(words)[..., None, None]
             if self.word_field is not None:
-                guide, flow = flow, signed_like(self.word_field(pooled, text), flow.detach())
+                source = pooled if self.word_field.binding == "map" else latest.to(pooled.dtype)
+                guide, flow = flow, signed_like(self.word_field(source, text), flow.detach(), self.sign_margin)
             pooled = warp(pooled, flow.to(pooled.dtype), self.interpolation)
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]

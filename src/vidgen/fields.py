@@ -57,35 +57,69 @@ WORD_WINDOW = 7  # a word field's word reads the three words either side of it: 
 WORD_KEYS = 32  # width of a word field's keys and queries
 
 
+WORD_BINDINGS = ("map", "appearance")  # what a word field's place queries are read from (WordField)
+
+
 class WordField(nn.Module):
     """The displacement field read off the caption word by word, bound to the place it moves.
 
-    Each word, read with the WORD_WINDOW words around it, offers a displacement and a key; each place of the map
-    attends over the words with its own query (what is drawn there) and takes their displacements so weighted.
+    Each word, read with the WORD_WINDOW words around it, offers a displacement and a key; each place attends
+    over the words with its own query (what is drawn there) and takes their displacements so weighted.
     `SpatialEncoder` then runs it backwards wherever its free field (which reads the context) points the other
     way: after a bounce. So an object's speed is its words' alone: the context chooses which words and the sign,
     not how far (a context that moved too little cannot make the next frame move too little too), and two
-    objects can move differently."""
+    objects can move differently.
 
-    def __init__(self, width: int, text_dim: int):
+    `binding` says what the queries read. "map": the spatial path's pooled map, which also holds the context's
+    frame differences, so a place that moved too little in the frames before (a generated frame) may stop
+    matching its words and the object stops for good (model card). "appearance": the latest context frame's
+    latent alone, through a small convolution (receptive field ±2 latent px, so the place an object is about to
+    cover reads it too), plus a learned "still" key of zero displacement that background places can take
+    without borrowing a word's: binding by what is drawn, never by how it moved."""
+
+    def __init__(self, width: int, text_dim: int, binding: str = "map", in_channels: int = 4):
         super().__init__()
+        self.binding = binding
         self.words = nn.Conv1d(text_dim, width, WORD_WINDOW, padding=WORD_WINDOW // 2)
         self.key = nn.Linear(width, WORD_KEYS)
-        self.query = nn.Conv2d(width, WORD_KEYS, 1)
+        if binding == "map":
+            self.query = nn.Conv2d(width, WORD_KEYS, 1)
+        else:
+            self.query = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.SiLU(),
+                                       nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+                                       nn.Conv2d(width, WORD_KEYS, 1))
+            self.still_key = nn.Parameter(torch.zeros(WORD_KEYS))
         self.motion = nn.Sequential(nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 2))
         nn.init.zeros_(self.motion[-1].weight)  # zero-initialised: no displacement until trained
         nn.init.zeros_(self.motion[-1].bias)
 
-    def forward(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """pooled (b, width, h, w), text (b, L, text_dim) → field (b, 2, h, w)."""
-        words = nn.functional.layer_norm(text, text.shape[-1:], eps=1e-6).to(pooled.dtype)
+    def forward(self, source: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """source (b, width, h, w): the pooled map ("map"), or (b, c, h, w) the latest context frame
+        ("appearance"); text (b, L, text_dim) → field (b, 2, h, w)."""
+        words = nn.functional.layer_norm(text, text.shape[-1:], eps=1e-6).to(source.dtype)
         words = self.words(words.transpose(1, 2)).transpose(1, 2)  # b L width
-        scores = torch.einsum("bkhw,blk->blhw", self.query(pooled), self.key(words)) / math.sqrt(WORD_KEYS)
-        return torch.einsum("blhw,blc->bchw", torch.softmax(scores, dim=1), self.motion(words))
+        keys, motions = self.key(words), self.motion(words)  # b L k, b L 2
+        if self.binding == "appearance":  # one more key, whose displacement is zero
+            keys = torch.cat([keys, self.still_key.to(keys.dtype).expand(keys.shape[0], 1, -1)], dim=1)
+            motions = torch.cat([motions, motions.new_zeros(motions.shape[0], 1, 2)], dim=1)
+        scores = torch.einsum("bkhw,blk->blhw", self.query(source), keys) / math.sqrt(WORD_KEYS)
+        return torch.einsum("blhw,blc->bchw", torch.softmax(scores, dim=1), motions)
 
 
-def signed_like(field: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-    """`field` run backwards wherever it points against `guide` (both (b, 2, h, w)); +1 where they are
-    orthogonal. The sign is not differentiated: it only says which way, the guide is trained on its own."""
-    agree = (field * guide).sum(dim=1, keepdim=True) >= 0
+def signed_like(field: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """`field` run backwards wherever `guide` points against it (both (b, 2, h, w)): where guide's component
+    along field is below −margin × |field| (margin 0: any backward component; 0.5: backwards at half field's
+    length or more, so that a guide near zero, with no evidence either way, leaves the field as it is). The sign
+    is not differentiated: it only says which way, the guide is trained on its own."""
+    dot = (field * guide).sum(dim=1, keepdim=True)
+    agree = dot >= -margin * field.square().sum(dim=1, keepdim=True)
     return torch.where(agree, field, -field)
+
+
+def latest_frame(frames: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(b, c, h, w): per sample, the context frame nearest the target in time, one before it when there is
+    one (the frame an autoregressive target is carried on from); zeros where the context is empty."""
+    near = -offsets.abs().float() + 0.5 * (offsets < 0)  # (b, k): the frame just before beats the one after
+    slot = near.masked_fill(~mask, float("-inf")).argmax(dim=1)  # (b,)
+    picked = frames[torch.arange(frames.shape[0], device=frames.device), slot]
+    return picked * mask.any(dim=1).to(frames.dtype)[:, None, None, None]

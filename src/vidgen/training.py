@@ -86,6 +86,10 @@ class TrainConfig:
     flow_words: bool = False  # adapter: the field read off the caption word by word, bound per place by attention,
     #                           reversed where the free field points back (fields.WordField): the context never
     #                           sets how far a place moves
+    word_binding: str = "map"  # adapter: with flow_words, what binds a place to its words: "map" (the pooled map,
+    #                            motion included) or "appearance" (the latest context frame alone; WordField)
+    flow_sign_margin: float = 0.0  # adapter: with flow_words, run the word field backwards only where the free
+    #                                field points back at this share of its length or more (fields.signed_like)
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
@@ -105,7 +109,8 @@ class TrainConfig:
     LEGACY = {"frame_differences": False, "spatial_text": False, "spatial_text_words": False, "start_fraction": 0.0,
               "init_adapter": None, "loss_weighting": "none", "spatial_flow": False,
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
-              "flow_motions": 0, "flow_words": False, "oversample": None,
+              "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
+              "flow_sign_margin": 0.0,
               "own_context": 0.0, "own_clips": 0, "own_from": "first"}
 
     def validate(self) -> None:
@@ -149,7 +154,8 @@ class TrainConfig:
                     frame_differences=self.frame_differences, spatial_text=self.spatial_text,
                     spatial_text_words=self.spatial_text_words, spatial_flow=self.spatial_flow,
                     flow_interpolation=self.flow_interpolation, flow_motions=self.flow_motions,
-                    flow_words=self.flow_words)
+                    flow_words=self.flow_words, word_binding=self.word_binding,
+                    flow_sign_margin=self.flow_sign_margin)
 
 
 @dataclass

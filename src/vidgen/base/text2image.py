@@ -16,6 +16,7 @@ saves an exponential moving average of the weights (checkpointed with them) as t
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +166,7 @@ def main() -> None:
     parser.add_argument("--ema-decay", type=ema_decay, default=0.0,
                         help="keep an EMA of the weights with this decay and save it as the model (0: off)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # OMP_NUM_THREADS=1 beside another job
     print(train_base(args.vae, args.out, args.steps, args.batch_size, args.learning_rate, args.frames, args.seed,
                      args.init_model, args.pair_weight, args.ema_decay))
 
