@@ -190,6 +190,7 @@ def test_appearance_binding_reads_the_latest_frame_alone_and_offers_a_still_key(
     got = latest_frame(frames, offsets, mask)
     assert torch.equal(got[0], frames[0, 1]) and torch.equal(got[1], frames[1, 1])  # nearest before; not a pad
     assert latest_frame(frames, offsets, torch.zeros_like(mask)).abs().max() == 0  # no context: nothing
+    assert latest_frame(frames[:, :0], offsets[:, :0], mask[:, :0]).shape == (2, 4, 4, 4)  # nor any slot
     assert torch.equal(latest_frame(frames, torch.tensor([[2, 1, 3]] * 2), mask.new_ones(2, 3)), frames[:, 1])
 
     enc = SpatialEncoder(4, 8, [(8, 1)], 4, differences=True, text_dim=6, flow=True, words=True,

@@ -201,7 +201,8 @@ class SpatialEncoder(nn.Module):
         pooled map was warped by, None without `flow`; with `words`, the free field that signed it (trained by
         the displacement loss too), else None)."""
         b, k = frames.shape[:2]
-        latest = latest_frame(frames, offsets, mask) if self.word_field is not None else None  # b c h w
+        appearance = self.word_field is not None and self.word_field.binding == "appearance"
+        latest = latest_frame(frames, offsets, mask) if appearance else None  # b c h w
         if self.differences:
             frames = torch.cat([frames, frame_differences(frames, offsets, mask)], dim=2)
         feats = rearrange(self.stem(rearrange(frames, "b k c h w -> (b k) c h w")), "(b k) d h w -> b k d h w", b=b)
@@ -223,7 +224,7 @@ class SpatialEncoder(nn.Module):
             elif self.text_flow is not None:
                 flow = flow + self.text_flow(words)[..., None, None]
             if self.word_field is not None:
-                source = pooled if self.word_field.binding == "map" else latest.to(pooled.dtype)
+                source = latest.to(pooled.dtype) if appearance else pooled
                 guide, flow = flow, signed_like(self.word_field(source, text), flow.detach(), self.sign_margin)
             pooled = warp(pooled, flow.to(pooled.dtype), self.interpolation)
         pyramid = {1: self.mix(pooled)}

@@ -119,6 +119,8 @@ def signed_like(field: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -
 def latest_frame(frames: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(b, c, h, w): per sample, the context frame nearest the target in time, one before it when there is
     one (the frame an autoregressive target is carried on from); zeros where the context is empty."""
+    if frames.shape[1] == 0:  # no slots at all (an autoregressive frame 0)
+        return frames.new_zeros(frames.shape[0], *frames.shape[2:])
     near = -offsets.abs().float() + 0.5 * (offsets < 0)  # (b, k): the frame just before beats the one after
     slot = near.masked_fill(~mask, float("-inf")).argmax(dim=1)  # (b,)
     picked = frames[torch.arange(frames.shape[0], device=frames.device), slot]
