@@ -215,6 +215,26 @@ def test_appearance_binding_reads_the_latest_frame_alone_and_offers_a_still_key(
     assert field(torch.randn(2, 4, 4, 4), text).abs().max() < 1e-6
 
 
+def test_appearance_binding_turns_each_object_as_a_whole_and_only_once_the_context_moves():
+    """Per-word signs: a word whose places, weighted by their share of it, mostly see the guide pointing back
+    turns at all of them (even where the guide locally agrees); the other word's places keep their direction;
+    a sample whose context shows no motion (may_reverse False) turns nothing."""
+    from vidgen.fields import WordField, word_signs
+    weights = torch.zeros(2, 3, 1, 4)
+    weights[:, 0, 0, :2] = 1  # word 0 moves places 0, 1; word 1 places 2, 3; the still key none
+    weights[:, 1, 0, 2:] = 1
+    motions = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).expand(2, 3, 2)
+    guide = torch.zeros(2, 2, 1, 4)
+    guide[:, 0, 0, 0], guide[:, 0, 0, 1] = -3.0, 0.5  # word 0's places: back on the whole, forward at one
+    guide[:, 1, 0, 2], guide[:, 1, 0, 3] = 0.2, -0.1  # word 1's: about still, forward on the whole
+    assert word_signs(weights, motions, guide)[0].tolist() == [-1, 1, 1]
+    field = WordField(8, 6, "appearance")
+    field.bind = lambda source, text: (weights, motions)
+    got = field(None, None, guide, may_reverse=torch.tensor([True, False]))
+    assert got[0, 0, 0].tolist() == [-1, -1, 0, 0] and got[0, 1, 0].tolist() == [0, 0, 1, 1]
+    assert got[1, 0, 0].tolist() == [1, 1, 0, 0] and got[1, 1, 0].tolist() == [0, 0, 1, 1]
+
+
 def test_sign_margin_keeps_the_caption_direction_where_the_free_field_barely_disagrees():
     from vidgen.fields import signed_like
     field = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)

@@ -32,7 +32,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from einops import rearrange
 from torch import nn
 
-from .fields import MOTION_INIT, WordField, latest_frame, motion_field, signed_like, warp
+from .fields import MOTION_INIT, WordField, latest_frame, motion_field, warp
 
 
 def sincos_2d(h: int, w: int, dim: int, device) -> torch.Tensor:
@@ -225,7 +225,8 @@ class SpatialEncoder(nn.Module):
                 flow = flow + self.text_flow(words)[..., None, None]
             if self.word_field is not None:
                 source = latest.to(pooled.dtype) if appearance else pooled
-                guide, flow = flow, signed_like(self.word_field(source, text), flow.detach(), self.sign_margin)
+                moving = mask.sum(dim=1) >= 2  # (b,): the context shows a motion (frame 1's holds frame 0 alone)
+                guide, flow = flow, self.word_field(source, text, flow.detach(), self.sign_margin, moving)
             pooled = warp(pooled, flow.to(pooled.dtype), self.interpolation)
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]

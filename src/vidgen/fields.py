@@ -75,7 +75,10 @@ class WordField(nn.Module):
     matching its words and the object stops for good (model card). "appearance": the latest context frame's
     latent alone, through a small convolution (receptive field ±2 latent px, so the place an object is about to
     cover reads it too), plus a learned "still" key of zero displacement that background places can take
-    without borrowing a word's: binding by what is drawn, never by how it moved."""
+    without borrowing a word's: binding by what is drawn, never by how it moved. With "appearance" the free field
+    reverses a word's displacement for all its places at once (`word_signs`), so that an object never tears
+    into parts moving both ways, and only once the context shows a motion: at frame 1 the free field has
+    nothing to read but the caption, and a caption-wide guess would turn one of two objects moving apart."""
 
     def __init__(self, width: int, text_dim: int, binding: str = "map", in_channels: int = 4):
         super().__init__()
@@ -93,9 +96,10 @@ class WordField(nn.Module):
         nn.init.zeros_(self.motion[-1].weight)  # zero-initialised: no displacement until trained
         nn.init.zeros_(self.motion[-1].bias)
 
-    def forward(self, source: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def bind(self, source: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """source (b, width, h, w): the pooled map ("map"), or (b, c, h, w) the latest context frame
-        ("appearance"); text (b, L, text_dim) → field (b, 2, h, w)."""
+        ("appearance"); text (b, L, text_dim) → (weights (b, L', h, w): each place's softmax over the words, and
+        the still key with "appearance"; their displacements (b, L', 2))."""
         words = nn.functional.layer_norm(text, text.shape[-1:], eps=1e-6).to(source.dtype)
         words = self.words(words.transpose(1, 2)).transpose(1, 2)  # b L width
         keys, motions = self.key(words), self.motion(words)  # b L k, b L 2
@@ -103,7 +107,31 @@ class WordField(nn.Module):
             keys = torch.cat([keys, self.still_key.to(keys.dtype).expand(keys.shape[0], 1, -1)], dim=1)
             motions = torch.cat([motions, motions.new_zeros(motions.shape[0], 1, 2)], dim=1)
         scores = torch.einsum("bkhw,blk->blhw", self.query(source), keys) / math.sqrt(WORD_KEYS)
-        return torch.einsum("blhw,blc->bchw", torch.softmax(scores, dim=1), motions)
+        return torch.softmax(scores, dim=1), motions
+
+    def forward(self, source: torch.Tensor, text: torch.Tensor, guide: torch.Tensor | None = None,
+                margin: float = 0.0, may_reverse: torch.Tensor | None = None) -> torch.Tensor:
+        """→ field (b, 2, h, w); with `guide` (b, 2, h, w), run backwards where the guide points the other way:
+        per place with "map" (`signed_like`), per word with "appearance" (`word_signs`: an object turns as a
+        whole), and then only in samples where `may_reverse` (b,) bool allows it (a context that shows motion)."""
+        weights, motions = self.bind(source, text)
+        if guide is not None and self.binding == "appearance":
+            signs = word_signs(weights, motions, guide, margin)  # b L'
+            if may_reverse is not None:
+                signs = torch.where(may_reverse[:, None], signs, torch.ones_like(signs))
+            weights = weights * signs[:, :, None, None]
+        field = torch.einsum("blhw,blc->bchw", weights, motions)
+        return signed_like(field, guide, margin) if guide is not None and self.binding == "map" else field
+
+
+def word_signs(weights: torch.Tensor, motions: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """(b, L) ±1: −1 for a word whose places, weighted by how much each takes of it, have the guide pointing
+    against its displacement by more than `margin` × its length (mean over those places of the guide's component
+    along it). weights (b, L, h, w), motions (b, L, 2), guide (b, 2, h, w). Not differentiated."""
+    weights, motions, guide = weights.detach(), motions.detach(), guide.detach()
+    along = torch.einsum("blhw,bchw,blc->bl", weights, guide, motions)  # Σ_p w_l(p) (m_l · g(p))
+    need = -margin * motions.square().sum(dim=-1) * weights.sum(dim=(2, 3))
+    return torch.where(along >= need, 1.0, -1.0).to(weights.dtype)
 
 
 def signed_like(field: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
