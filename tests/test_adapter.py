@@ -216,23 +216,24 @@ def test_appearance_binding_reads_the_latest_frame_alone_and_offers_a_still_key(
 
 
 def test_appearance_binding_turns_each_object_as_a_whole_and_only_once_the_context_moves():
-    """Per-word signs: a word whose places, weighted by their share of it, mostly see the guide pointing back
-    turns at all of them (even where the guide locally agrees); the other word's places keep their direction;
-    a sample whose context shows no motion (may_reverse False) turns nothing."""
-    from vidgen.fields import WordField, word_signs
-    weights = torch.zeros(2, 3, 1, 4)
-    weights[:, 0, 0, :2] = 1  # word 0 moves places 0, 1; word 1 places 2, 3; the still key none
-    weights[:, 1, 0, 2:] = 1
-    motions = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).expand(2, 3, 2)
+    """Object signs: places bound to the same words turn together when the guide, summed over them, points back
+    (even where it locally agrees); another object's places keep their direction; a word's own displacement
+    may point anywhere (only the sum per place is a motion); a sample whose context shows no motion
+    (may_reverse False) turns nothing."""
+    from vidgen.fields import WordField
+    weights = torch.zeros(2, 4, 1, 4)
+    weights[:, 0, 0, :2] = weights[:, 1, 0, :2] = 0.5  # object A (places 0, 1): words 0 and 1 together
+    weights[:, 2, 0, 2:] = 1  # object B (places 2, 3): word 2; the still key (3) nobody
+    motions = torch.tensor([[3.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).expand(2, 4, 2)  # A: +0.5 in x
     guide = torch.zeros(2, 2, 1, 4)
-    guide[:, 0, 0, 0], guide[:, 0, 0, 1] = -3.0, 0.5  # word 0's places: back on the whole, forward at one
-    guide[:, 1, 0, 2], guide[:, 1, 0, 3] = 0.2, -0.1  # word 1's: about still, forward on the whole
-    assert word_signs(weights, motions, guide)[0].tolist() == [-1, 1, 1]
+    guide[:, 0, 0, 0], guide[:, 0, 0, 1] = -3.0, 0.5  # A's places: back on the whole, forward at one
+    guide[:, 1, 0, 2], guide[:, 1, 0, 3] = 0.2, -0.1  # B's: about still, forward on the whole
     field = WordField(8, 6, "appearance")
     field.bind = lambda source, text: (weights, motions)
     got = field(None, None, guide, may_reverse=torch.tensor([True, False]))
-    assert got[0, 0, 0].tolist() == [-1, -1, 0, 0] and got[0, 1, 0].tolist() == [0, 0, 1, 1]
-    assert got[1, 0, 0].tolist() == [1, 1, 0, 0] and got[1, 1, 0].tolist() == [0, 0, 1, 1]
+    assert got[0, 0, 0].tolist() == [-0.5, -0.5, 0, 0] and got[0, 1, 0].tolist() == [0, 0, 1, 1]
+    assert got[1, 0, 0].tolist() == [0.5, 0.5, 0, 0] and got[1, 1, 0].tolist() == [0, 0, 1, 1]
+    assert torch.equal(field(None, None), got[1:].expand(2, -1, -1, -1))  # no guide: the caption's way
 
 
 def test_sign_margin_keeps_the_caption_direction_where_the_free_field_barely_disagrees():

@@ -76,7 +76,7 @@ class WordField(nn.Module):
     latent alone, through a small convolution (receptive field ±2 latent px, so the place an object is about to
     cover reads it too), plus a learned "still" key of zero displacement that background places can take
     without borrowing a word's: binding by what is drawn, never by how it moved. With "appearance" the free field
-    reverses a word's displacement for all its places at once (`word_signs`), so that an object never tears
+    reverses the places bound to the same words all at once (`object_signs`), so that an object never tears
     into parts moving both ways, and only once the context shows a motion: at frame 1 the free field has
     nothing to read but the caption, and a caption-wide guess would turn one of two objects moving apart."""
 
@@ -112,26 +112,33 @@ class WordField(nn.Module):
     def forward(self, source: torch.Tensor, text: torch.Tensor, guide: torch.Tensor | None = None,
                 margin: float = 0.0, may_reverse: torch.Tensor | None = None) -> torch.Tensor:
         """→ field (b, 2, h, w); with `guide` (b, 2, h, w), run backwards where the guide points the other way:
-        per place with "map" (`signed_like`), per word with "appearance" (`word_signs`: an object turns as a
-        whole), and then only in samples where `may_reverse` (b,) bool allows it (a context that shows motion)."""
+        per place with "map" (`signed_like`), per object with "appearance" (`object_signs`: an object turns as
+        a whole), and then only in samples where `may_reverse` (b,) bool allows it (a context that shows motion)."""
         weights, motions = self.bind(source, text)
-        if guide is not None and self.binding == "appearance":
-            signs = word_signs(weights, motions, guide, margin)  # b L'
-            if may_reverse is not None:
-                signs = torch.where(may_reverse[:, None], signs, torch.ones_like(signs))
-            weights = weights * signs[:, :, None, None]
         field = torch.einsum("blhw,blc->bchw", weights, motions)
-        return signed_like(field, guide, margin) if guide is not None and self.binding == "map" else field
+        if guide is None:
+            return field
+        if self.binding == "map":
+            return signed_like(field, guide, margin)
+        signs = object_signs(field, weights, guide, margin)  # b 1 h w
+        if may_reverse is not None:
+            signs = torch.where(may_reverse[:, None, None, None], signs, torch.ones_like(signs))
+        return field * signs
 
 
-def word_signs(weights: torch.Tensor, motions: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """(b, L) ±1: −1 for a word whose places, weighted by how much each takes of it, have the guide pointing
-    against its displacement by more than `margin` × its length (mean over those places of the guide's component
-    along it). weights (b, L, h, w), motions (b, L, 2), guide (b, 2, h, w). Not differentiated."""
-    weights, motions, guide = weights.detach(), motions.detach(), guide.detach()
-    along = torch.einsum("blhw,bchw,blc->bl", weights, guide, motions)  # Σ_p w_l(p) (m_l · g(p))
-    need = -margin * motions.square().sum(dim=-1) * weights.sum(dim=(2, 3))
-    return torch.where(along >= need, 1.0, -1.0).to(weights.dtype)
+def object_signs(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """(b, 1, h, w) ±1 per place: −1 where the places that share its words, taken together, have the guide
+    pointing against the field by more than `margin` × its length. Each word sums the guide's component along
+    the field, f(q)·g(q), over the places that take it (weighted by how much they take), and each place sums
+    that back over its own words: places bound to the same words (one object) get the same sign, so an object
+    never tears into parts moving both ways, and a word's displacement may be any part of an object's motion
+    (words' displacements add up per place; a sign per word would not mean anything). Not differentiated.
+    field, guide (b, 2, h, w); weights (b, L, h, w)."""
+    field, weights, guide = field.detach(), weights.detach(), guide.detach()
+    along = torch.einsum("blhw,bhw->bl", weights, (field * guide).sum(dim=1))
+    size = torch.einsum("blhw,bhw->bl", weights, field.square().sum(dim=1))
+    agree = torch.einsum("blhw,bl->bhw", weights, along) >= -margin * torch.einsum("blhw,bl->bhw", weights, size)
+    return torch.where(agree, 1.0, -1.0)[:, None].to(field.dtype)
 
 
 def signed_like(field: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
