@@ -1,0 +1,110 @@
+"""How far could the carried start take motion? Each frame after the first starts from the previous frame warped by
+each object's true displacement (an oracle: the object's place is detected in the previous decoded frame, and its
+step is read off the ideal path, with bounces, from where it was first found), then runs the last `strength` of
+the schedule with the adapter, as the shipped `start carry` does with the adapter's own field. Beside it, the
+adapter's own field (`carry`) with the same prompts, seeds and strengths. Scored by `vidgen eval`'s scorer.
+
+    python benchmarks/start_oracle.py --strengths 0.75,0.3
+    # writes benchmarks/results/start_oracle.json
+
+What it separates: the oracle's direction is the ceiling of the carried start with a perfect field (what the
+denoiser after the warp keeps of the motion), and its trajectory error what is left when the field is perfect
+(frame 0: a missing object scores the scorer's full miss distance in every frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import cli, machine, write_results
+
+from vidgen.data.shapes import BACKGROUNDS, parse_caption, sample_scene
+from vidgen.errors import check
+from vidgen.eval.evaluate import summarize
+from vidgen.eval.scorer import colour_masks, detect, expected_path, score_video
+from vidgen.fields import warp
+from vidgen.guidance import Guidance, frame_model
+from vidgen.pipeline import VideoPipeline
+from vidgen.sampling import Start, sample_autoregressive
+
+KEYS = ("attributes_correct", "identity_consistency", "trajectory_rmse", "trajectory_rmse_found",
+        "direction_accuracy", "found")
+
+
+def oracle_start(pipe: VideoPipeline, caption: str, num_frames: int):
+    """start(i, history): x^{i-1} warped by each detected object's step along its ideal path (latent px)."""
+    scene = parse_caption(caption)
+    canvas, scale = pipe.native_size, pipe.vae_scale_factor
+    background = np.array(BACKGROUNDS[scene.background], np.float32)
+    paths = {}
+
+    def start(i, history):
+        if i == 0:
+            return None
+        previous = history[i - 1]
+        image = pipe.decode(previous)[0]
+        masks = colour_masks(image[None], background, [o.colour for o in scene.objects])
+        flow = torch.zeros(1, 2, *previous.shape[-2:])
+        for obj in scene.objects:
+            found = detect(masks[obj.colour][0], canvas)
+            if not found.present:
+                continue
+            if obj.colour not in paths:  # the ideal path from where the object was first found
+                paths[obj.colour] = expected_path(obj, found.centre, canvas, num_frames)
+            step = (paths[obj.colour][i] - paths[obj.colour][i - 1]) / scale
+            place = torch.from_numpy(masks[obj.colour][0]).float()[None, None]
+            place = F.avg_pool2d(place, scale) > 0.02
+            place = F.max_pool2d(place.float(), 3, 1, 1)[0, 0] > 0  # one latent pixel of margin
+            flow[0, 0][place], flow[0, 1][place] = -float(step[0]), -float(step[1])  # warp reads p + flow
+        return warp(previous, flow.to(previous), "bicubic")
+
+    return start
+
+
+def video(pipe: VideoPipeline, caption: str, seed: int, field: str, strength: float, num_frames: int) -> dict:
+    config = pipe._config(caption, {"num_frames": num_frames})
+    model = frame_model(pipe.denoiser, pipe.encode_prompt(caption), pipe.encode_prompt(config.negative_prompt or ""),
+                        Guidance(config.guidance_scale, config.context_guidance_scale))
+    start = oracle_start(pipe, caption, num_frames) if field == "oracle" else Start.CARRY
+    shape = (1, pipe.denoiser.unet.config.in_channels, config.height // pipe.vae_scale_factor,
+             config.width // pipe.vae_scale_factor)
+    latents = sample_autoregressive(model, pipe.make_scheduler(config), shape, num_frames,
+                                    config.num_inference_steps, window=config.window, start=start, strength=strength,
+                                    context_level=config.context_noise, generator=torch.Generator().manual_seed(seed))
+    frames = np.stack([pipe.decode(x)[0] for x in latents])
+    return asdict(score_video(frames, caption))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="base model folder (default: the shipped one)")
+    parser.add_argument("--adapter", help="adapter folder (default: the shipped one)")
+    parser.add_argument("--strengths", default="0.75,0.3")
+    parser.add_argument("--num-prompts", type=int, default=24)
+    parser.add_argument("--frames", type=int, default=16)
+    args = parser.parse_args()
+    strengths = [float(s) for s in args.strengths.split(",")]
+    check(all(0 < s <= 1 for s in strengths), "strengths", args.strengths, "comma-separated numbers in (0, 1]")
+    pipe = VideoPipeline.from_pretrained(args.model, args.adapter)
+    check(pipe.denoiser.adapter.config.get("spatial_flow", False), "adapter", args.adapter,
+          "an adapter with spatial_flow (its own field is the comparison)")
+    rng = np.random.default_rng([1, 7])
+    captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
+    results = {}
+    for strength in strengths:
+        for field in ("oracle", "carry"):
+            scores = [video(pipe, c, 1000 + k, field, strength, args.frames) for k, c in enumerate(captions)]
+            summary = summarize(scores)
+            missed = [c for c, s in zip(captions, scores) if s["found"] < 1]
+            results[f"{field}:{strength}"] = {**{k: summary[k] for k in KEYS}, "videos": len(scores),
+                                              "videos_missing_an_object_somewhere": len(missed)}
+            print(field, strength, {k: round(summary[k], 3) for k in KEYS}, "videos missing an object somewhere:", len(missed), flush=True)
+    write_results("start_oracle", {"machine": machine(), "results": results})
+
+
+if __name__ == "__main__":
+    cli(main)
