@@ -109,11 +109,11 @@ def test_trains_from_an_in_memory_shapes_dataset(tiny_model, tmp_path):
 
 
 def test_base_training_loop_resumes_exactly(tmp_path):
-    """The loop that trains the demo model's parts: 6 steps equal 3 + resume + 3, weight for weight, and so do
-    the EMA weights."""
+    """The loop that trains the demo model's parts: 6 steps equal 2 (stopped early on the 6-step schedule, between
+    two regular checkpoints) + resume + 4, weight for weight, and so do the EMA weights."""
     from vidgen.base.loop import fit
 
-    def run(state, steps):
+    def run(state, steps, stop_at=None):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -124,11 +124,12 @@ def test_base_training_loop_resumes_exactly(tmp_path):
             loss = (model(x).squeeze(-1) - x.sum(-1)).pow(2).mean()
             return loss, loss.item()
 
-        log, ema = fit(model, opt, state, steps, loss_at, lambda step: 1e-2, save_every=3, ema_decay=0.5)
+        log, ema = fit(model, opt, state, steps, loss_at, lambda step: 1e-2, save_every=3, ema_decay=0.5,
+                       stop_at=stop_at)
         return model, ema
 
     whole, ema = run(tmp_path / "a", 6)
-    run(tmp_path / "b", 3)
+    run(tmp_path / "b", 6, stop_at=2)
     resumed, ema_resumed = run(tmp_path / "b", 6)
     assert all(torch.equal(p, q) for p, q in zip(whole.parameters(), resumed.parameters()))
     assert ema.keys() == ema_resumed.keys() and all(torch.equal(ema[k], ema_resumed[k]) for k in ema)

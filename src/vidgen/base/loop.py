@@ -13,8 +13,10 @@ from ..checkpoint import load_training_state, save_training_state
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, steps: int,
         loss_at: Callable[[int], tuple[torch.Tensor, float]], lr_at: Callable[[int], float],
-        save_every: int = 250, clip: float | None = None, ema_decay: float = 0.0) -> tuple[list[dict], dict | None]:
-    """Run optimizer steps until `steps`, resuming from `state` if it holds a checkpoint.
+        save_every: int = 250, clip: float | None = None, ema_decay: float = 0.0,
+        stop_at: int | None = None) -> tuple[list[dict], dict | None]:
+    """Run optimizer steps until `steps` (or until `stop_at`, checkpointed there, on the same `lr_at` schedule:
+    run again with a later one to go on), resuming from `state` if it holds a checkpoint.
 
     `loss_at(step)` draws that step's data from a generator seeded by the step, so a resumed run repeats what an
     uninterrupted one would have done; it returns (loss to minimise, number to log). With `ema_decay` > 0 an
@@ -31,8 +33,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, s
     elif ema_decay == 0:
         ema = None
     model.train()
-    start = time.time()
-    while step < steps:
+    start, end = time.time(), steps if stop_at is None else min(stop_at, steps)
+    while step < end:
         loss, shown = loss_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
@@ -46,9 +48,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, s
                 for k, v in model.state_dict().items():
                     ema[k].mul_(ema_decay).add_(v.float(), alpha=1 - ema_decay)
         step += 1
-        if step % 50 == 0 or step == steps:
+        if step % 50 == 0 or step == end:
             log.append({"step": step, "loss": round(shown, 5), "seconds": round(time.time() - start)})
             print(log[-1], flush=True)
-        if step % save_every == 0 or step == steps:
+        if step % save_every == 0 or step == end:
             save_training_state(state, model, optimizer, {"step": step, "log": log}, ema)
     return log, ema

@@ -78,9 +78,10 @@ def encode_dataset(vae: AutoencoderKL, tokenizer, n: int, seed: int) -> tuple[to
 
 def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32, lr: float = 3e-4,
                frames: int = 20000, seed: int = 0, init: Path | None = None, pair_weight: float = 1.0,
-               ema_decay: float = 0.0) -> Path:
+               ema_decay: float = 0.0, stop_at: int | None = None) -> Path:
     """Train (or, from `init`, train on) the text encoder and UNet; → the SD folder written to `out/model`, which
-    holds the EMA weights when `ema_decay` > 0."""
+    holds the EMA weights when `ema_decay` > 0. With `stop_at`, training stops at that step of the `steps`
+    schedule (checkpointed) and the model is written from there."""
     torch.manual_seed(seed)
     tokenizer = build_clip_tokenizer(VOCABULARY, MAX_TOKENS)
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
@@ -107,7 +108,7 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
         loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, tok), noise)
         return loss, loss.item()
 
-    _, ema = fit(model, optimizer, out / "state", steps, loss_at, clip=1.0, ema_decay=ema_decay,
+    _, ema = fit(model, optimizer, out / "state", steps, loss_at, clip=1.0, ema_decay=ema_decay, stop_at=stop_at,
                  lr_at=lambda step: lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + np.cos(np.pi * step / steps)))
     if ema is not None:
         model.load_state_dict(ema)
@@ -140,6 +141,13 @@ def positive(value: str) -> float:
     return number
 
 
+def step_count(value: str) -> int:
+    """argparse type: a whole number > 0."""
+    if not value.isdigit() or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a whole number of steps > 0, e.g. 2000")
+    return int(value)
+
+
 def ema_decay(value: str) -> float:
     """argparse type: a number in [0, 1)."""
     try:
@@ -165,10 +173,12 @@ def main() -> None:
                         help="draw frames of two-object scenes this many times as often")
     parser.add_argument("--ema-decay", type=ema_decay, default=0.0,
                         help="keep an EMA of the weights with this decay and save it as the model (0: off)")
+    parser.add_argument("--stop-at", type=step_count, help="stop at this step of the --steps schedule and write the "
+                        "model from there (run again without it, or with a later one, to go on)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # OMP_NUM_THREADS=1 beside another job
     print(train_base(args.vae, args.out, args.steps, args.batch_size, args.learning_rate, args.frames, args.seed,
-                     args.init_model, args.pair_weight, args.ema_decay))
+                     args.init_model, args.pair_weight, args.ema_decay, args.stop_at))
 
 
 if __name__ == "__main__":
