@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common import cli, eval_command, machine, timed_eval  # noqa: E402
+from vidgen.errors import check  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
@@ -76,6 +77,8 @@ def windows(folder: Path) -> list[dict]:
 def run_all(args) -> dict:
     results = {}
     for run in runs(args):
+        if args.only and run["name"] not in args.only:
+            continue
         folder = Path(args.work) / run["name"]
         line = command(run, args, folder)
         print(f"[{run['name']}] {line}", flush=True)
@@ -163,13 +166,20 @@ def main() -> None:
     parser.add_argument("--drift", type=lambda text: [int(f) for f in text.split(",")], default=[64, 256],
                         help="autoregressive video lengths for the drift runs (comma-separated)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", type=lambda text: text.split(","), help="run just these rows (comma-separated "
+                        "names, e.g. joint-train,drift-64) and write nothing: to run rows in parallel processes; "
+                        "the run without it reads them back and writes the results")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    names = [run["name"] for run in runs(args)]
+    check(not args.only or set(args.only) <= set(names), "only", args.only, f"names among {names}")
     results = run_all(args)
+    if args.only:
+        return
     meta = {"machine": machine(),
             "command": "python benchmarks/demo_model.py " + " ".join(
                 f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}"
-                for k, v in vars(args).items() if v is not None)}
+                for k, v in vars(args).items() if v is not None and k != "only")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "demo_model.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     (RESULTS / "demo_model.md").write_text(markdown(results, meta))
