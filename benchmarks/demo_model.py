@@ -136,19 +136,21 @@ def plot(results: dict) -> None:
     fig.tight_layout()
     fig.savefig(IMAGES / "demo_metrics.png", dpi=110)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
     for name in (n for n in results if n.startswith("drift-")):
         w = results[name]["windows"]
         starts = [v["start"] + WINDOW / 2 for v in w]
         axes[0].plot(starts, [v["attributes_correct"] for v in w], "o-", label=f"{name} attributes")
         axes[0].plot(starts, [v["identity_consistency"] for v in w], "s--", label=f"{name} identity")
-        axes[1].plot(starts, [v["trajectory_rmse"] for v in w], "o-", label=name)
-    axes[0].set_ylim(0, 1.02)
-    axes[0].set_xlabel("frame (centre of 16-frame window)")
-    axes[1].set_xlabel("frame (centre of 16-frame window)")
-    axes[1].set_ylabel("trajectory error within the window (px)")
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
+        axes[1].plot(starts, [v["direction_accuracy"] for v in w], "o-", label=name)
+        axes[2].plot(starts, [v["trajectory_rmse"] for v in w], "o-", label=name)
+    for ax in axes[:2]:
+        ax.set_ylim(0, 1.02)
+    axes[1].set_ylabel("direction accuracy")
+    axes[2].set_ylabel("trajectory error within the window (px)")
+    for ax in axes:
+        ax.set_xlabel("frame (centre of 16-frame window)")
+        ax.legend(fontsize=7)
     fig.suptitle("Autoregressive drift: scores of consecutive 16-frame windows")
     fig.tight_layout()
     fig.savefig(IMAGES / "demo_drift.png", dpi=110)
