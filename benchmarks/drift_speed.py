@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 from common import cli, folder_benchmark
+from motion_follow import axis_of, object_centres
 
-from vidgen.data.shapes import BACKGROUNDS, parse_caption
+from vidgen.data.shapes import parse_caption
 from vidgen.data.video_folder import read_captions
-from vidgen.eval.scorer import colour_masks, detect
 from vidgen.video import read_video
 
 WINDOW = 16
@@ -29,15 +29,12 @@ def speeds(folder: Path) -> list[dict]:
         video = read_video(path)
         canvas = video.shape[1]
         scene = parse_caption(caption)
-        masks = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32),
-                             [o.colour for o in scene.objects])
-        for obj in scene.objects:
+        for k, obj in enumerate(scene.objects):
             if obj.direction is None:
                 continue
-            velocity = obj.velocity(canvas)
-            axis = int(np.argmax(np.abs(velocity)))
-            centres = np.array([detect(masks[obj.colour][i], canvas).centre[axis] for i in range(len(video))])
-            steps = np.abs(np.diff(centres)) / abs(velocity[axis])
+            axis = axis_of(obj)
+            centres = object_centres(video, scene, k)[:, axis]
+            steps = np.abs(np.diff(centres)) / abs(obj.velocity(canvas)[axis])
             windows = []
             for start in range(0, len(video) - WINDOW + 1, WINDOW):
                 found = steps[start:start + WINDOW - 1]
