@@ -73,6 +73,26 @@ def test_context_changes_later_frames(live_pipe):
     assert not np.array_equal(a[3], b[3])
 
 
+def test_first_frame_base_draws_frame_0_with_the_base_alone_and_leaves_later_frames_to_the_adapter(live_pipe):
+    """An untrained adapter is bit-identical to the base, so it is the reference for 'the base alone'."""
+    from vidgen import VideoAdapter
+    kwargs = dict(generator=seeded(4), context_guidance_scale=1.5, **SMALL)
+    by_base = live_pipe("a red square moving right", first_frame="base", **kwargs).frames
+    kwargs["generator"] = seeded(4)
+    by_adapter = live_pipe("a red square moving right", **kwargs).frames
+    trained = {k: v.clone() for k, v in live_pipe.denoiser.adapter.state_dict().items()}
+    live_pipe.denoiser.adapter.load_state_dict(VideoAdapter.for_unet(live_pipe.denoiser.unet).state_dict())
+    try:
+        kwargs["generator"] = seeded(4)
+        base = live_pipe("a red square moving right", **kwargs).frames
+    finally:
+        live_pipe.denoiser.adapter.load_state_dict(trained)
+    assert np.array_equal(by_base[0], base[0]) and not np.array_equal(by_adapter[0], base[0])
+    assert not np.array_equal(by_base[1:], base[1:])  # later frames still see the adapter
+    with pytest.raises(VidgenError, match="first_frame: got 'vae'.*adapter \\| base"):
+        live_pipe("a red square", first_frame="vae", **SMALL)
+
+
 @pytest.mark.parametrize("target", ["v.mp4", "v.gif", "v.webm", "frames/"])
 def test_export_round_trip(tmp_path, target):
     video = moving_squares(1, frames=5, size=32)[0][0]

@@ -43,9 +43,11 @@ class Guidance:
 
 
 def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Tensor, guidance: Guidance,
-                cache: bool = True):
+                cache: bool = True, base_first: bool = False):
     """`frame_model` for `sample_autoregressive`: context → denoiser. With `cache` (the default) the context
-    tokens, spatial residuals and all keys/values are computed once per frame; without, at every step."""
+    tokens, spatial residuals and all keys/values are computed once per frame; without, at every step. With
+    `base_first`, a frame with an empty context (frame 0 of a video with no given frames) is drawn by the base
+    model alone, the adapter switched off (text guidance only)."""
     branches = guidance.branches
     n = len(branches)
 
@@ -59,14 +61,17 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
         def condition():
             return denoiser.condition(*args, texts, drop)
 
-        cached = condition() if cache else None
+        base_only = base_first and not bool(ctx.mask.any())  # every sample of the batch has an empty context
+        cached = None if base_only or not cache else condition()
 
         def predict(x: torch.Tensor, t) -> torch.Tensor:
-            out = denoiser.predict(x.repeat(n, 1, 1, 1), t, texts, cached if cache else condition())
+            context = cached if cache or base_only else condition()
+            out = denoiser.predict(x.repeat(n, 1, 1, 1), t, texts, context)
             return guidance.combine(list(out.chunk(n)))
 
-        context = cached if cache else condition()
-        if context.flow is not None:  # the frame before, carried on by the full-condition branch's displacement
+        context = None if base_only else cached if cache else condition()
+        if context is not None and context.flow is not None:
+            # the frame before, carried on by the full-condition branch's displacement
             flow = context.flow.chunk(n)[-1]
             predict.carry = lambda previous: warp(previous, flow.to(previous.dtype), context.interpolation)
         return predict
@@ -75,14 +80,15 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
 
 
 def video_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Tensor, guidance: Guidance,
-                window: int | None = None):
-    """`video_model` for `sample_joint`: every frame predicted given the other frames at the same step."""
+                window: int | None = None, base_first: bool = False):
+    """`video_model` for `sample_joint`: every frame predicted given the other frames at the same step
+    (`base_first`: see `frame_model`; in joint mode it only touches a one-frame video)."""
 
     def predict(x: torch.Tensor, t) -> torch.Tensor:
         b, f = x.shape[:2]
         ctx = joint_context(x, t, window)  # batch (b f)
         frames = frame_model(denoiser, text.repeat_interleave(f, 0), null_text.repeat_interleave(f, 0),
-                             guidance)(ctx)
+                             guidance, base_first=base_first)(ctx)
         out = frames(rearrange(x, "b f c h w -> (b f) c h w"), t)
         return rearrange(out, "(b f) c h w -> b f c h w", b=b)
 

@@ -26,6 +26,7 @@ SCHEDULERS = {
     "unipc": ("UniPCMultistepScheduler", {}),
 }
 SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing: where the sampled steps lie
+FIRST_FRAME = ("adapter", "base")  # GenerationConfig.first_frame
 SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 
 
@@ -47,6 +48,8 @@ class GenerationConfig:
     #                          (x^{i-1} warped by the adapter's displacement; needs an adapter with spatial_flow)
     context_noise: int = 0  # context noise augmentation level (training timestep), 0 = clean context
     strength: float = 1.0  # share of the steps a frame started from a guess (start previous | carry) runs
+    first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
+    #                               (the adapter's empty-context conditional) | base (the base model alone)
 
     def validate(self, num_train_timesteps: int) -> None:
         check(self.num_frames >= 1, "num_frames", self.num_frames, "an integer ≥ 1")
@@ -61,6 +64,7 @@ class GenerationConfig:
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
         check(self.start in {s.value for s in Start}, "start", self.start, "'noise', 'previous' or 'carry'")
         check(0 < self.strength <= 1, "strength", self.strength, "a number in (0, 1]")
+        check(self.first_frame in FIRST_FRAME, "first_frame", self.first_frame, " | ".join(FIRST_FRAME))
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -296,7 +300,8 @@ class VideoPipeline:
         prefix = self._given_frames(config, image, video)
         text, null_text = self._texts(prompt, config)
         model = frame_model(self.denoiser, text, null_text, Guidance(config.guidance_scale,
-                                                                     config.context_guidance_scale))
+                                                                     config.context_guidance_scale),
+                            base_first=config.first_frame == "base")
         shape = (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
                  config.width // self.vae_scale_factor)
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
@@ -333,7 +338,8 @@ class VideoPipeline:
         self._given_frames(config, image, video)  # rejects given frames in joint mode
         text, null_text = self._texts(prompt, config)
         model = video_model(self.denoiser, text, null_text, Guidance(config.guidance_scale,
-                                                                     config.context_guidance_scale), config.window)
+                                                                     config.context_guidance_scale), config.window,
+                            base_first=config.first_frame == "base")
         shape = (1, config.num_frames, self.denoiser.unet.config.in_channels,
                  config.height // self.vae_scale_factor, config.width // self.vae_scale_factor)
         latents = sample_joint(model, self.make_scheduler(config), shape, config.num_inference_steps,
