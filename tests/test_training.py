@@ -317,6 +317,60 @@ def test_flow_words_trains_the_free_field_that_signs_it_by_the_same_loss(pipe, t
     assert words["guide_loss"] < words["flow_loss"]
 
 
+def test_hard_frames_are_the_ones_the_init_field_misses_and_are_drawn_as_weighed(pipe, tiny_model, video_folder,
+                                                                                tmp_path, monkeypatch):
+    """--hard-frames: clips shift one latent pixel right per frame up to frame 3, then back left (a bounce). An
+    init adapter whose field is −1 px along x everywhere (the motion so far) misses exactly the frames after the
+    turn: `field_errors` is the displacement loss of each frame i ≥ 2 given its real context (NaN before), those
+    frames are the hard ones, the ranking is cached, and target frames are drawn in proportion to their weights
+    (within 4 binomial standard deviations over 4,096 draws)."""
+    from diffusers import UNet2DConditionModel
+
+    from vidgen import VideoAdapter
+    from vidgen.fields import warp
+    from vidgen.training import TrainingData, add_hard_frames, field_errors
+
+    unet = UNet2DConditionModel.from_config(pipe.denoiser.unet.config)
+    adapter = VideoAdapter.for_unet(unet, num_tokens=4, width=32, spatial_flow=True)
+    with torch.no_grad():
+        adapter.spatial.flow[-1].bias.copy_(torch.tensor([-1.0, 0.0]))
+    adapter.save_pretrained(tmp_path / "init")
+    base = torch.randn(3, 1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    latents = torch.cat([base.roll(j, dims=-1) for j in (0, 1, 2, 3, 2, 1)], dim=1)
+    data = TrainingData(latents, torch.zeros(3, dtype=torch.long), pipe.encode_prompt("a clip"),
+                        pipe.encode_prompt(""))
+    errors = field_errors(adapter, data, window=4, interpolation="bilinear")
+    assert errors[:, :2].isnan().all()
+    field = torch.tensor([-1.0, 0.0]).view(1, 2, 1, 1).expand(3, 2, 16, 16)
+    for i in range(2, 6):
+        want = (warp(latents[:, i - 1], field) - latents[:, i]).square().flatten(1).mean(dim=1)
+        assert torch.allclose(errors[:, i], want, rtol=1e-5)
+    assert errors[:, 4:].min() > 5 * errors[:, 2:4].max()  # the turn misses everywhere, the edge one column
+
+    cfg = config(tiny_model, video_folder, tmp_path / "run", num_frames=6, spatial_flow=True, hard_frames=5.0,
+                 init_adapter=str(tmp_path / "init"), batch_size=512, joint_fraction=0.0)
+    cfg.validate()
+    add_hard_frames(data, cfg, adapter)
+    hard = data.frame_weights == 5.0
+    assert hard.any() and not hard[:, :4].any() and (data.frame_weights[~hard] == 1.0).all()
+    monkeypatch.setattr("vidgen.training.field_errors", lambda *a, **k: pytest.fail("not read from the cache"))
+    again = TrainingData(latents, data.caption_ids, data.texts, data.null_text)
+    add_hard_frames(again, cfg, adapter)
+    assert torch.equal(again.frame_weights, data.frame_weights)
+
+    data.frame_weights = torch.tensor([1.0, 1.0, 1.0, 1.0, 9.0, 1.0]).expand(3, 6)
+    drawn = torch.cat([make_batch(data, cfg, pipe.scheduler.alphas_cumprod.float(), "epsilon",
+                                  _step_generator(cfg, step, 0, 0))["context"].offsets.min(dim=1).values
+                       for step in range(8)])  # −i for frame i > 0 (the anchor), 0 for frame 0
+    share = (drawn == -4).float().mean().item()
+    assert abs(share - 9 / 14) < 4 * ((9 / 14) * (5 / 14) / len(drawn)) ** 0.5, share
+    for bad, match in ((0.5, "a finite number ≥ 1"), (float("inf"), "a finite number ≥ 1")):
+        with pytest.raises(VidgenError, match=f"hard_frames: got {bad}; expected {match}"):
+            config(tiny_model, video_folder, tmp_path, hard_frames=bad).validate()
+    with pytest.raises(VidgenError, match="hard_frames: got 2.0; expected 1 unless --init-adapter"):
+        config(tiny_model, video_folder, tmp_path, hard_frames=2.0, spatial_flow=True).validate()
+
+
 def test_own_context_takes_context_frames_from_own_videos_and_keeps_real_targets(pipe, tiny_model, video_folder,
                                                                                  tmp_path):
     """`own_context` 1: every autoregressive example past frame 1 reads its context frames after the anchor from

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,10 @@ class TrainConfig:
     own_clips: int = 0  # how many clips get such a video (0: all), drawn by seed as `oversample` weighs them
     own_from: str = "first"  # "first": the own video runs on from the real frame 0 (its objects drift off the
     #                          real path); "previous": each frame is generated given the real frames before it
+    hard_frames: float = 1.0  # target frames the init adapter's displacement field carries on worst (the top
+    #                           HARD_SHARE of clip frames from frame 2 on, by the displacement loss given their
+    #                           real context: a bounce the field did not foresee) are drawn this many times as
+    #                           often as the others (1: every frame alike); needs --init-adapter with a field
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -111,7 +116,7 @@ class TrainConfig:
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
               "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
               "flow_sign_margin": 0.0,
-              "own_context": 0.0, "own_clips": 0, "own_from": "first"}
+              "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -136,6 +141,9 @@ class TrainConfig:
         check(self.own_context == 0 or self.init_adapter is not None, "own_context", self.own_context,
               "0 unless --init-adapter gives a trained adapter to generate the contexts with")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
+        check(1 <= self.hard_frames < math.inf, "hard_frames", self.hard_frames, "a finite number ≥ 1")
+        check(self.hard_frames == 1 or (self.init_adapter is not None and self.spatial_flow), "hard_frames",
+              self.hard_frames, "1 unless --init-adapter gives a trained adapter with --spatial-flow to rank frames")
         if self.oversample is not None:
             self.oversample_rule()
         check_adapter_options(**self.adapter_options())
@@ -167,6 +175,7 @@ class TrainingData:
     weights: torch.Tensor | None = None  # (N,) how often each clip is drawn, relative; None: uniformly
     own: torch.Tensor | None = None  # (N, f, c, h, w) the adapter's own video of each clip (own_context)
     own_weights: torch.Tensor | None = None  # (N,) draw weights of the clips for own-context examples (0: no video)
+    frame_weights: torch.Tensor | None = None  # (N, f) how often each frame of a clip is the target; None: uniformly
 
 
 def _cache_key(config: TrainConfig, size: tuple[int, int], source) -> str:
@@ -261,6 +270,58 @@ def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
     data.own_weights[chosen] = weights[chosen]
 
 
+HARD_SHARE = 0.1  # hard_frames: the share of clip frames (from frame 2 on) that count as hard
+
+
+@torch.no_grad()
+def field_errors(adapter, data: TrainingData, window: int, interpolation: str, clips_per_batch: int = 4) -> torch.Tensor:
+    """(N, f): per clip frame i ≥ 2, the displacement loss of `adapter`'s field given frame i's real clean context
+    (mean squared latent error of frame i−1 warped by it, against frame i); NaN for frames 0 and 1 (frame 1's
+    context shows no motion to carry on)."""
+    n, f = data.latents.shape[:2]
+    device, dtype = next(adapter.parameters()).device, next(adapter.parameters()).dtype
+    targets = [(i, context_window(i, window)) for i in range(2, f)]
+    out = torch.full((n, f), float("nan"))
+    for start in tqdm(range(0, n, clips_per_batch), desc="ranking frames", leave=False):
+        clips = list(range(start, min(start + clips_per_batch, n)))
+        ctx = FrameContext.cat([FrameContext.make(data.latents[c, idx][None], idx, i, 0.0, k=window + 1)
+                                for c in clips for i, idx in targets])
+        text = data.texts[data.caption_ids[clips]].repeat_interleave(len(targets), 0)
+        field = adapter.encode(ctx.frames.to(device, dtype), *(a.to(device) for a in ctx.as_args()[1:]),
+                               text.to(device, dtype)).flow
+        before = data.latents[clips, 1:f - 1].flatten(0, 1).to(device, dtype)
+        after = data.latents[clips, 2:].flatten(0, 1).to(device, dtype)
+        err = (warp(before, field, interpolation) - after).float().square().flatten(1).mean(dim=1)
+        out[clips, 2:] = err.cpu().view(len(clips), len(targets))
+    return out
+
+
+def add_hard_frames(data: TrainingData, config: TrainConfig, adapter) -> None:
+    """Set `data.frame_weights`: the HARD_SHARE of clip frames (from frame 2 on) whose `field_errors` under the
+    init adapter are largest weigh `config.hard_frames`, the others 1; cached on disk, keyed by the adapter's
+    weights and the clips, so that a resumed run draws the same."""
+    weights_file = Path(config.init_adapter) / "diffusion_pytorch_model.safetensors"
+    blob = json.dumps([hashlib.sha1(weights_file.read_bytes()).hexdigest(), config.window,
+                       config.flow_interpolation, list(data.latents.shape), float(data.latents.double().sum())])
+    cache = Path(config.out) / "cache" / f"field-errors-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
+    if cache.is_file():
+        errors = load_file(cache)["errors"]
+    else:
+        was_training = adapter.training
+        adapter.eval()
+        errors = field_errors(adapter, data, config.window, config.flow_interpolation)
+        adapter.train(was_training)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"errors": errors.contiguous()}, cache.with_suffix(".tmp"))
+        os.replace(cache.with_suffix(".tmp"), cache)
+    ranked = errors[:, 2:].flatten()
+    cut = torch.quantile(ranked, 1 - HARD_SHARE)
+    hard = errors >= cut  # NaN (frames 0, 1) compares False
+    data.frame_weights = torch.where(hard, config.hard_frames, 1.0)
+    print(f"hard frames: {int(hard.sum())} of {ranked.numel()} clip frames (displacement loss ≥ {cut:.4f}, median "
+          f"{ranked.median():.4f}) drawn {config.hard_frames:g}× as often")
+
+
 def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Tensor, prediction_type: str,
                generator: torch.Generator) -> dict:
     """One batch of mixed autoregressive and joint examples, all randomness drawn from `generator`."""
@@ -270,7 +331,8 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     clip = torch.randint(n, (B,), generator=g) if data.weights is None else \
         torch.multinomial(data.weights, B, replacement=True, generator=g)
     x0 = data.latents[clip]  # (B, f, c, h, w)
-    target_frame = torch.randint(f, (B,), generator=g)
+    target_frame = torch.randint(f, (B,), generator=g) if data.frame_weights is None else \
+        torch.multinomial(data.frame_weights[clip], 1, generator=g)[:, 0]
     joint = torch.rand(B, generator=g) < config.joint_fraction
     t = torch.randint(T, (B,), generator=g)
     aug = torch.randint(config.context_noise + 1, (B,), generator=g)
@@ -407,10 +469,12 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     data = prepare_data(config, pipe, size, dataset)
 
     denoiser, adapter = pipe.denoiser, pipe.denoiser.adapter
-    if config.init_adapter is not None and (found is None or config.own_context > 0):
+    if config.init_adapter is not None and (found is None or config.own_context > 0 or config.hard_frames > 1):
         init_from(adapter, config.init_adapter)  # a resumed run's checkpoint replaces it below
     if config.own_context > 0:
         add_own_videos(data, config, pipe)
+    if config.hard_frames > 1:
+        add_hard_frames(data, config, adapter)
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
