@@ -1,6 +1,8 @@
 """Direction accuracy split by what the caption asks of each object (fast, slow, standing still) and by the
 number of objects in the video, over scored folders (their eval.json; a folder scored before the scorer kept the
 split is scored again). The overall figure mixes speeds that behave differently; this shows which one lags.
+"moving, before a bounce" and "moving, after a bounce" split the moving objects' pairs by whether the caption's
+motion then runs forwards or, after a bounce off a wall, backwards (what a model that does not turn misses).
 Each folder's own eval.json summary (attributes, identity, trajectory, direction) is kept beside it under "all".
 
     python benchmarks/direction_split.py runs/sweep/fl-carry05 runs/nb-eval/autoregressive-train
@@ -32,7 +34,7 @@ def report(folder: Path) -> dict:
 def rows(folder: Path, videos: list[dict]) -> list[tuple[int, list[dict]]]:
     """(objects in the caption, per-object direction hits) for each video of a scored folder (`videos`: its
     eval.json's)."""
-    if all("direction_by_object" in v for v in videos):
+    if all("reversed_pairs" in o for v in videos for o in v.get("direction_by_object", [{}])):
         return [(len(parse_caption(v["caption"]).objects), v["direction_by_object"]) for v in videos]
     return [(len(parse_caption(caption).objects), score_video(read_video(path), caption).details[
         "direction_by_object"]) for path, caption in read_captions(folder)]
@@ -47,6 +49,11 @@ def by_motion(rows) -> dict:
             key = f"{count} object{'s' if count > 1 else ''}, {obj['motion']}"
             hits[key] += obj["hits"]
             pairs[key] += obj["pairs"]
+            if obj["motion"] != "still":
+                for part, h, n in (("after", obj["reversed_hits"], obj["reversed_pairs"]),
+                                   ("before", obj["hits"] - obj["reversed_hits"], obj["pairs"] - obj["reversed_pairs"])):
+                    hits[f"moving, {part} a bounce"] += h
+                    pairs[f"moving, {part} a bounce"] += n
     return {k: {"accuracy": round(hits[k] / pairs[k], 3) if pairs[k] else None, "pairs": pairs[k]}
             for k in sorted(pairs)}
 

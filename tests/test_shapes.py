@@ -116,6 +116,23 @@ def test_frozen_frames_lower_direction_accuracy():
     assert sum(o["hits"] for o in split) / sum(o["pairs"] for o in split) == pytest.approx(frozen.direction_accuracy)
 
 
+def test_direction_pairs_after_a_bounce_are_counted_apart():
+    """A fast object that bounces: every pair is a hit, and the pairs after the bounce (running against the
+    caption's direction) are counted as reversed; an object that sticks at the wall from the bounce on misses
+    exactly those."""
+    scene = shapes.Scene((shapes.ShapeObject("red", "square", "small", "right", "quickly"),), "black")
+    for seed in range(50):  # the first placement whose path bounces within 16 frames
+        video = shapes.render(scene, shapes.place(scene, np.random.default_rng(seed), 64, 16), 64)
+        clean = score_video(video, scene.caption()).details["direction_by_object"][0]
+        if 2 <= clean["reversed_pairs"] <= 10:
+            break
+    assert clean["hits"] == clean["pairs"] and clean["reversed_hits"] == clean["reversed_pairs"] >= 2
+    turn = 16 - clean["reversed_pairs"] - 1  # about where the object turns (pairs are two frames apart)
+    stuck = np.concatenate([video[:turn], np.repeat(video[turn:turn + 1], 16 - turn, axis=0)])
+    split = score_video(stuck, scene.caption()).details["direction_by_object"][0]
+    assert split["reversed_pairs"] == clean["reversed_pairs"] and split["reversed_hits"] == 0
+
+
 def test_swapped_colours_lower_attribute_accuracy():
     video, caption = moving_video()
     swapped = score_video(video, caption.replace("red", "green").replace("blue", "yellow"))

@@ -251,15 +251,17 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         if not located[0]:
             sq_err += [canvas ** 2] * int(keep.sum())  # never found: the worst error the canvas allows
             direction += [False] * max(f - DIRECTION_BASELINE, 0)
-            by_object.append({"motion": motion, "hits": 0, "pairs": max(f - DIRECTION_BASELINE, 0)})
+            by_object.append({"motion": motion, "hits": 0, "pairs": max(f - DIRECTION_BASELINE, 0),
+                              "reversed_hits": 0, "reversed_pairs": 0})  # no start, no path to reverse
             continue
         want = expected_path(obj, centres[0], canvas, f)
         err = np.where(located, ((centres - want) ** 2).sum(axis=1), canvas ** 2)
         sq_err += list(err[keep])
         sq_err_found += list(err[keep & located])
-        hits = _direction_hits(obj, centres, want, canvas)
+        hits, back = _direction_hits(obj, centres, want, canvas)
         direction += hits
-        by_object.append({"motion": motion, "hits": int(sum(hits)), "pairs": len(hits)})
+        by_object.append({"motion": motion, "hits": int(sum(hits)), "pairs": len(hits),
+                          "reversed_hits": int(sum(h for h, r in zip(hits, back) if r)), "reversed_pairs": sum(back)})
 
     flicker = _flicker(frames, dets, [o.half_extent(canvas) for o in scene.objects])
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
@@ -274,24 +276,30 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                       details={"background_detected": bg_name, "direction_by_object": by_object})
 
 
-def _direction_hits(obj: ShapeObject, centres: np.ndarray, want: np.ndarray, canvas: int) -> list[bool]:
+def _direction_hits(obj: ShapeObject, centres: np.ndarray, want: np.ndarray, canvas: int) -> tuple[list[bool],
+                                                                                                list[bool]]:
     """Per pair of frames DIRECTION_BASELINE apart: the displacement has the sign the (bouncing) caption motion
     implies and is at least half the slow speed's; a still object moves less than that. A baseline of two
-    frames keeps the slow speed (0.5 px per frame at 32 px) well above the centroid jitter of compression."""
+    frames keeps the slow speed (0.5 px per frame at 32 px) well above the centroid jitter of compression.
+    → (hits, and per pair whether the motion then runs against the caption's direction: after a bounce)."""
     still = 0.5 * DIRECTION_BASELINE * canvas / REFERENCE_SIZE
-    hits = []
+    hits, reversed_ = [], []
     for i in range(DIRECTION_BASELINE, len(centres)):
         moved = centres[i] - centres[i - DIRECTION_BASELINE]
+        axis = 0 if obj.direction in ("left", "right") else 1
+        expected = want[i, axis] - want[i - DIRECTION_BASELINE, axis]
+        if obj.direction is not None and abs(expected) < still:
+            continue  # a pair straddling a bounce may barely move: it tells no direction
+        back = obj.direction is not None and bool(np.sign(expected) != np.sign(obj.velocity(canvas)[axis]))
         if not np.isfinite(moved).all():
-            hits.append(False)
+            hit = False
         elif obj.direction is None:
-            hits.append(bool(np.abs(moved).max() < still))
+            hit = bool(np.abs(moved).max() < still)
         else:
-            axis = 0 if obj.direction in ("left", "right") else 1
-            expected = want[i, axis] - want[i - DIRECTION_BASELINE, axis]
-            if abs(expected) >= still:  # a pair straddling a bounce may barely move: it tells no direction
-                hits.append(bool(np.sign(moved[axis]) == np.sign(expected) and abs(moved[axis]) >= still))
-    return hits
+            hit = bool(np.sign(moved[axis]) == np.sign(expected) and abs(moved[axis]) >= still)
+        hits.append(hit)
+        reversed_.append(back)
+    return hits, reversed_
 
 
 def _flicker(frames: np.ndarray, dets: list[list[Detection]], half_extents: list[float]) -> float:
