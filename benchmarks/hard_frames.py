@@ -1,0 +1,68 @@
+"""Which frames does `vidgen train --hard-frames` draw more often? For the clips of a video folder, the frames
+where an object's motion turns (a bounce: its shift i−1 → i against its shift i−2 → i−1, tracked by the scorer's
+detector) and the others, each with the share that the run's ranking (its cached field errors) counts as hard.
+
+    python benchmarks/hard_frames.py runs/adapter-hard --data runs/shapes-train --clips 600
+    # writes benchmarks/results/hard_frames.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from common import cli, write_results  # noqa: E402
+from motion_follow import axis_of, object_centres  # noqa: E402
+from vidgen.data.shapes import parse_caption  # noqa: E402
+from vidgen.data.video_folder import read_captions  # noqa: E402
+from vidgen.errors import VidgenError  # noqa: E402
+from vidgen.training import HARD_SHARE  # noqa: E402
+from vidgen.video import read_video  # noqa: E402
+
+
+def turns(video: np.ndarray, caption: str) -> np.ndarray:
+    """(f,) bool: frame i's shift from i−1 runs against the one before it, for some moving object."""
+    scene, out = parse_caption(caption), np.zeros(len(video), bool)
+    for k, obj in enumerate(scene.objects):
+        if obj.direction is None:
+            continue
+        shift = np.diff(object_centres(video, scene, k)[:, axis_of(obj)])  # shift[i − 1]: frame i−1 → i
+        turn = (np.sign(shift[1:]) != np.sign(shift[:-1])) & (np.abs(shift[1:]) > 0.3)  # frames 2..f−1
+        out[2:] |= turn & np.isfinite(shift[1:]) & np.isfinite(shift[:-1])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a vidgen train --out folder trained with --hard-frames")
+    parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
+    parser.add_argument("--clips", type=int, default=600)
+    args = parser.parse_args()
+    found = sorted((args.run / "cache").glob("field-errors-*.safetensors"))
+    if not found:
+        raise VidgenError(f"run: got {str(args.run)!r}, which has no cache/field-errors-*.safetensors; expected "
+                          "the --out folder of a vidgen train run with --hard-frames")
+    errors = load_file(found[-1])["errors"].numpy()
+    hard = errors >= np.quantile(errors[:, 2:], 1 - HARD_SHARE)  # the rule add_hard_frames applies
+    tally: dict[str, list[int]] = {}
+    for n, (path, caption) in enumerate(read_captions(args.data)[:args.clips]):
+        turned = turns(read_video(path), caption)
+        objects = len(parse_caption(caption).objects)
+        for i in range(2, errors.shape[1]):
+            key = f"{objects} object{'s' if objects > 1 else ''}, {'turn' if turned[i] else 'other frame'}"
+            tally.setdefault(key, [0, 0])
+            tally[key][0] += int(hard[n, i])
+            tally[key][1] += 1
+    result = {k: {"hard": h, "frames": m, "share_hard": round(h / m, 3)} for k, (h, m) in sorted(tally.items())}
+    print(result)
+    write_results("hard_frames", {"run": str(args.run), "clips": args.clips, "results": result})
+
+
+if __name__ == "__main__":
+    cli(main)
