@@ -27,9 +27,8 @@ from vidgen.errors import check
 from vidgen.eval.evaluate import summarize
 from vidgen.eval.scorer import colour_masks, detect, expected_path, score_video
 from vidgen.fields import warp
-from vidgen.guidance import Guidance, frame_model
 from vidgen.pipeline import VideoPipeline
-from vidgen.sampling import Start, sample_autoregressive
+from vidgen.sampling import Start
 
 KEYS = ("attributes_correct", "identity_consistency", "trajectory_rmse", "trajectory_rmse_found",
         "direction_accuracy", "found")
@@ -66,16 +65,9 @@ def oracle_start(pipe: VideoPipeline, caption: str, num_frames: int):
 
 
 def video(pipe: VideoPipeline, caption: str, seed: int, field: str, strength: float, num_frames: int) -> dict:
-    config = pipe._config(caption, {"num_frames": num_frames})
-    model = frame_model(pipe.denoiser, pipe.encode_prompt(caption), pipe.encode_prompt(config.negative_prompt or ""),
-                        Guidance(config.guidance_scale, config.context_guidance_scale))
-    start = oracle_start(pipe, caption, num_frames) if field == "oracle" else Start.CARRY
-    shape = (1, pipe.denoiser.unet.config.in_channels, config.height // pipe.vae_scale_factor,
-             config.width // pipe.vae_scale_factor)
-    latents = sample_autoregressive(model, pipe.make_scheduler(config), shape, num_frames,
-                                    config.num_inference_steps, window=config.window, start=start, strength=strength,
-                                    context_level=config.context_noise, generator=torch.Generator().manual_seed(seed))
-    frames = np.stack([pipe.decode(x)[0] for x in latents])
+    guess = oracle_start(pipe, caption, num_frames) if field == "oracle" else None
+    frames = np.stack(list(pipe.stream(caption, num_frames=num_frames, start=Start.CARRY.value, strength=strength,
+                                       guess=guess, generator=torch.Generator().manual_seed(seed))))
     return asdict(score_video(frames, caption))
 
 

@@ -65,6 +65,17 @@ def test_stream_yields_the_one_shot_frames(live_pipe, tmp_path):
     assert read_video(tmp_path / "v.mp4").shape == once.frames.shape
 
 
+def test_a_guess_callable_replaces_the_start_option(live_pipe):
+    """`stream(guess=...)`: a callable that returns the previous frame is exactly start='previous'."""
+    kwargs = dict(num_frames=4, height=32, width=32, num_inference_steps=3, strength=0.6)
+    previous = list(live_pipe.stream("a red square", start="previous", generator=seeded(2), **kwargs))
+    guessed = list(live_pipe.stream("a red square", start="noise", guess=lambda i, history: history.get(i - 1),
+                                    generator=seeded(2), **kwargs))
+    noise = list(live_pipe.stream("a red square", start="noise", generator=seeded(2), **kwargs))
+    assert np.array_equal(np.stack(previous), np.stack(guessed))
+    assert not np.array_equal(np.stack(previous)[1:], np.stack(noise)[1:])
+
+
 def test_context_changes_later_frames(live_pipe):
     """The window changes only the frames whose context it changes."""
     a = live_pipe("a red square", generator=seeded(5), window=1, **SMALL).frames

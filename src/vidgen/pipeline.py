@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -291,9 +291,11 @@ class VideoPipeline:
 
     @torch.no_grad()
     def stream(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,
-               **options) -> Iterator[np.ndarray]:
+               guess: Callable | None = None, **options) -> Iterator[np.ndarray]:
         """Autoregressive generation, one (height, width, 3) uint8 frame at a time, memory flat in
-        `num_frames`. Options are the fields of `GenerationConfig`."""
+        `num_frames`. Options are the fields of `GenerationConfig`. `guess`, a callable (i, history: {j: latents
+        (1, c, h, w)}) → the latents frame i starts from (or None: noise), replaces the `start` option (an oracle's
+        start in a benchmark, say)."""
         config = self._config(prompt, options)
         check(config.mode == Mode.AUTOREGRESSIVE.value, "mode", config.mode,
               "'autoregressive' for stream (joint mode holds all frames at once)")
@@ -305,7 +307,7 @@ class VideoPipeline:
         shape = (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
                  config.width // self.vae_scale_factor)
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
-                                        config.num_inference_steps, window=config.window, start=Start(config.start),
+                                        config.num_inference_steps, window=config.window, start=guess or Start(config.start),
                                         strength=config.strength,
                                         context_level=config.context_noise, prefix=prefix, generator=generator,
                                         device=self.device, dtype=self.dtype)
