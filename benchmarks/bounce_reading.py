@@ -1,0 +1,86 @@
+"""Does an adapter's displacement field turn an object at a wall? For single-object moving train videos, each
+frame i ≥ 2 given its real context: whether the field at the object's place in frame i−1 has the sign of the
+object's true shift i−1 → i, split by where frame i lies relative to the object's bounces (tracked by the
+scorer's detector): the bounce step itself (the shift turns against the one before: the field must foresee the
+wall), the three frames after it (the context shows the turn), and frames before any bounce. The free field
+that signs the word field (`guide`) is read beside it.
+
+    python benchmarks/bounce_reading.py --adapter runs/adapter-app3/adapter models/shapes-adapter
+    # writes benchmarks/results/bounce_reading.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from common import cli, write_results  # noqa: E402
+from motion_follow import moving_tracks  # noqa: E402
+from vidgen.pipeline import VideoPipeline  # noqa: E402
+from vidgen.sampling import FrameContext, context_window  # noqa: E402
+
+TURN = 0.3  # px: a shift smaller than this tells no direction
+
+
+def kind(i: int, last_turn: int | None) -> str:
+    if last_turn is None:
+        return "before any bounce"
+    return "bounce step" if i == last_turn else f"{min(i - last_turn, 3)}{'+' if i - last_turn >= 3 else ''} " \
+                                                 f"after a bounce"
+
+
+def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
+    tally: dict[tuple[str, str], list[int]] = {}
+    used = 0
+    for caption, scene, video, tracks in moving_tracks(folder, 1):
+        centres, axis, speed = tracks[0]
+        if not np.isfinite(centres).all():
+            continue
+        used += 1
+        latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
+        scale = video.shape[1] / latents.shape[-1]
+        shifts = np.diff(centres[:, axis])  # shifts[i − 1]: frame i−1 → i
+        last_turn = None
+        for i in range(2, len(video)):
+            if np.sign(shifts[i - 1]) != np.sign(shifts[i - 2]) and abs(shifts[i - 1]) > TURN:
+                last_turn = i
+            if abs(shifts[i - 1]) < TURN:
+                continue
+            idx = context_window(i, 4)
+            ctx = FrameContext.make(latents[idx][None], idx, i, 0.0)
+            with torch.no_grad():
+                context = pipe.denoiser.adapter.encode(*ctx.as_args(), text)
+            x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
+            row = tally.setdefault((speed, kind(i, last_turn)), [0, 0, 0])
+            row[0] += int(-context.flow[0, axis, y, x].item() * shifts[i - 1] > 0)  # warp reads p + field
+            if context.guide is not None:
+                row[1] += int(-context.guide[0, axis, y, x].item() * shifts[i - 1] > 0)
+            row[2] += 1
+        if used >= num_videos:
+            break
+    return {f"{speed}, {where}": {"frames": n, "field_right_sign": round(a / n, 3), "free_field_right_sign":
+                                  round(b / n, 3)} for (speed, where), (a, b, n) in sorted(tally.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/shapes-base")
+    parser.add_argument("--adapter", nargs="+", required=True)
+    parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
+    parser.add_argument("--videos", type=int, default=120)
+    args = parser.parse_args()
+    results = {}
+    for adapter in args.adapter:
+        results[adapter] = reading(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data, args.videos)
+        print(adapter, results[adapter], flush=True)
+    write_results("bounce_reading", {"results": results})
+
+
+if __name__ == "__main__":
+    cli(main)
