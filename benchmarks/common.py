@@ -53,21 +53,32 @@ def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool =
     return report, seconds
 
 
-def folder_benchmark(description: str, default_name: str, measure, show=str) -> None:
+def folder_benchmark(description: str, default_name: str, measure, show=str, plot=None) -> None:
     """The command line of a benchmark over scored video folders: `FOLDER… [--name NAME]`. `measure(folder)` gives
     each folder's results (printed as `show(results)`); all of them go to benchmarks/results/NAME.json with the
-    command that made them."""
+    command that made them. With `plot` (results by label, path → None), `--plot PNG` draws them too, each folder
+    under its `--labels` entry (comma-separated; default: the folder's path)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--name", default=default_name)
+    if plot is not None:
+        parser.add_argument("--plot", type=Path, help="also draw the results to this PNG")
+        parser.add_argument("--labels", type=lambda text: text.split(","), help="one label per folder")
     args = parser.parse_args()
+    labels = getattr(args, "labels", None) or [str(f) for f in args.folders]
+    if len(labels) != len(args.folders):
+        raise VidgenError(f"labels: got {len(labels)} ({','.join(labels)}); expected one per folder "
+                          f"({len(args.folders)})")
     results = {}
     for folder in args.folders:
         results[str(folder)] = measure(folder)
         print(folder, show(results[str(folder)]))
     write_results(args.name, {"results": results})
+    if getattr(args, "plot", None) is not None:
+        plot(dict(zip(labels, results.values())), args.plot)
+        print(f"plot: {args.plot}")
 
 
 def write_results(name: str, payload: dict) -> Path:

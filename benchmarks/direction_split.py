@@ -6,7 +6,7 @@ motion then runs forwards or, after a bounce off a wall, backwards (what a model
 Each folder's own eval.json summary (attributes, identity, trajectory, direction) is kept beside it under "all".
 
     python benchmarks/direction_split.py runs/sweep/fl-carry05 runs/nb-eval/autoregressive-train
-    # writes benchmarks/results/direction_split.json
+    # writes benchmarks/results/direction_split.json; --plot PNG --labels A,B draws before/after a bounce
 """
 
 from __future__ import annotations
@@ -68,9 +68,34 @@ def split(folder: Path) -> dict:
             **by_motion(rows(folder, scored["videos"]))}
 
 
+def plot_bounces(results: dict, path: Path) -> None:
+    """Bars: each folder's direction accuracy over moving pairs before and after a bounce."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(results)
+    fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 3.6))
+    for k, (part, colour) in enumerate((("before", "tab:blue"), ("after", "tab:orange"))):
+        values = [results[label].get(f"moving, {part} a bounce", {}).get("accuracy") or 0 for label in labels]
+        bars = ax.bar([i + (k - 0.5) * 0.38 for i in range(len(labels))], values, 0.38, color=colour,
+                      label=f"{part} a bounce")
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.axhline(0.9, color="gray", lw=0.8, ls="--")
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("direction accuracy (moving pairs)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     folder_benchmark(__doc__.splitlines()[0], "direction_split", split,
-                     lambda result: {k: f"{v['accuracy']} (n={v['pairs']})" for k, v in result.items() if k != "all"})
+                     lambda result: {k: f"{v['accuracy']} (n={v['pairs']})" for k, v in result.items() if k != "all"},
+                     plot_bounces)
 
 
 if __name__ == "__main__":
