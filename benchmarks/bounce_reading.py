@@ -21,12 +21,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common import cli, write_results  # noqa: E402
+from hard_frames import TURN, turns  # noqa: E402
 from motion_follow import moving_tracks  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 from vidgen.sampling import FrameContext, context_window  # noqa: E402
-
-TURN = 0.3  # px: a shift smaller than this tells no direction
-
 
 def kind(i: int, last_turn: int | None) -> str:
     if last_turn is None:
@@ -46,9 +44,9 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
         latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
         scale = video.shape[1] / latents.shape[-1]
         shifts = np.diff(centres[:, axis])  # shifts[i − 1]: frame i−1 → i
-        last_turn = None
+        turned, last_turn = turns(video, caption), None
         for i in range(2, len(video)):
-            if np.sign(shifts[i - 1]) != np.sign(shifts[i - 2]) and abs(shifts[i - 1]) > TURN:
+            if turned[i]:
                 last_turn = i
             if abs(shifts[i - 1]) < TURN:
                 continue

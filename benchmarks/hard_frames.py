@@ -25,6 +25,8 @@ from vidgen.errors import VidgenError  # noqa: E402
 from vidgen.training import HARD_SHARE  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
 
+TURN = 0.3  # px: a shift smaller than this tells no direction
+
 
 def turns(video: np.ndarray, caption: str) -> np.ndarray:
     """(f,) bool: frame i's shift from i−1 runs against the one before it, for some moving object."""
@@ -33,7 +35,7 @@ def turns(video: np.ndarray, caption: str) -> np.ndarray:
         if obj.direction is None:
             continue
         shift = np.diff(object_centres(video, scene, k)[:, axis_of(obj)])  # shift[i − 1]: frame i−1 → i
-        turn = (np.sign(shift[1:]) != np.sign(shift[:-1])) & (np.abs(shift[1:]) > 0.3)  # frames 2..f−1
+        turn = (np.sign(shift[1:]) != np.sign(shift[:-1])) & (np.abs(shift[1:]) > TURN)  # frames 2..f−1
         out[2:] |= turn & np.isfinite(shift[1:]) & np.isfinite(shift[:-1])
     return out
 
