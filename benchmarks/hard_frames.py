@@ -1,6 +1,7 @@
 """Which frames does `vidgen train --hard-frames` draw more often? For the clips of a video folder, the frames
 where an object's motion turns (a bounce: its shift i−1 → i against its shift i−2 → i−1, tracked by the scorer's
-detector) and the others, each with the share that the run's ranking (its cached field errors) counts as hard.
+detector) and the others, each with the share that the run's ranking (its cached field errors) counts as hard;
+single objects split by speed.
 
     python benchmarks/hard_frames.py runs/adapter-hard --data runs/shapes-train --clips 600
     # writes benchmarks/results/hard_frames.json
@@ -55,9 +56,11 @@ def main() -> None:
     tally: dict[str, list[int]] = {}
     for n, (path, caption) in enumerate(read_captions(args.data)[:args.clips]):
         turned = turns(read_video(path), caption)
-        objects = len(parse_caption(caption).objects)
+        scene = parse_caption(caption)
+        objects = len(scene.objects)
+        kind = f"1 object {scene.objects[0].speed or 'still'}" if objects == 1 else f"{objects} objects"
         for i in range(2, errors.shape[1]):
-            key = f"{objects} object{'s' if objects > 1 else ''}, {'turn' if turned[i] else 'other frame'}"
+            key = f"{kind}, {'turn' if turned[i] else 'other frame'}"
             tally.setdefault(key, [0, 0])
             tally[key][0] += int(hard[n, i])
             tally[key][1] += 1
