@@ -29,8 +29,8 @@ from vidgen.sampling import FrameContext, context_window  # noqa: E402
 def kind(i: int, last_turn: int | None) -> str:
     if last_turn is None:
         return "before any bounce"
-    return "bounce step" if i == last_turn else f"{min(i - last_turn, 3)}{'+' if i - last_turn >= 3 else ''} " \
-                                                 f"after a bounce"
+    since = i - last_turn
+    return "bounce step" if since == 0 else f"{since} after a bounce" if since < 3 else "3+ after a bounce"
 
 
 def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:

@@ -58,18 +58,18 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
         args = ctx.repeat(n).as_args()
         args = (args[0].to(text.dtype), *args[1:])
 
-        def condition():
-            return denoiser.condition(*args, texts, drop)
-
         base_only = base_first and not bool(ctx.mask.any())  # every sample of the batch has an empty context
-        cached = None if base_only or not cache else condition()
+
+        def condition():  # None: the base model alone, no adapter context
+            return None if base_only else denoiser.condition(*args, texts, drop)
+
+        cached = condition() if cache else None
 
         def predict(x: torch.Tensor, t) -> torch.Tensor:
-            context = cached if cache or base_only else condition()
-            out = denoiser.predict(x.repeat(n, 1, 1, 1), t, texts, context)
+            out = denoiser.predict(x.repeat(n, 1, 1, 1), t, texts, cached if cache else condition())
             return guidance.combine(list(out.chunk(n)))
 
-        context = None if base_only else cached if cache else condition()
+        context = cached if cache else condition()
         if context is not None and context.flow is not None:
             # the frame before, carried on by the full-condition branch's displacement
             flow = context.flow.chunk(n)[-1]

@@ -307,8 +307,8 @@ class VideoPipeline:
         shape = (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
                  config.width // self.vae_scale_factor)
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
-                                        config.num_inference_steps, window=config.window, start=guess or Start(config.start),
-                                        strength=config.strength,
+                                        config.num_inference_steps, window=config.window,
+                                        start=guess or Start(config.start), strength=config.strength,
                                         context_level=config.context_noise, prefix=prefix, generator=generator,
                                         device=self.device, dtype=self.dtype)
         for latent in latents:

@@ -234,6 +234,21 @@ def clip_weights(config: TrainConfig, captions: list[str], ids: torch.Tensor) ->
     return torch.where(hit, factor, 1.0)
 
 
+def init_adapter_cache(config: TrainConfig, prefix: str, name: str, compute, key: list) -> torch.Tensor:
+    """The tensor `compute()` makes from the init adapter, cached under OUT/cache/PREFIX-HASH.safetensors, HASH
+    keyed by the adapter's weights and `key` (JSON), written atomically, so that a resumed run reads the same."""
+    weights_file = Path(config.init_adapter) / "diffusion_pytorch_model.safetensors"
+    blob = json.dumps([hashlib.sha1(weights_file.read_bytes()).hexdigest(), *key])
+    cache = Path(config.out) / "cache" / f"{prefix}-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
+    if cache.is_file():
+        return load_file(cache)[name]
+    tensor = compute()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.contiguous()}, cache.with_suffix(".tmp"))
+    os.replace(cache.with_suffix(".tmp"), cache)
+    return tensor
+
+
 def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
     """Fill `data.own` with the init adapter's own videos (`own_frames.rollouts` from the real frame 0, or
     `teacher_forced`, as `config.own_from` says) of `config.own_clips` clips (all when 0), chosen by seed as
@@ -249,21 +264,16 @@ def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
     g = torch.Generator().manual_seed(config.seed)
     count = n if config.own_clips == 0 else min(config.own_clips, n)
     chosen = torch.multinomial(weights, count, replacement=False, generator=g).sort().values
-    weights_file = Path(config.init_adapter) / "diffusion_pytorch_model.safetensors"
-    blob = json.dumps([hashlib.sha1(weights_file.read_bytes()).hexdigest(), dataclasses.asdict(settings),
-                       chosen.tolist(), config.seed, list(data.latents.shape), config.own_from,
-                       float(data.latents[chosen].double().sum())])
-    cache = Path(config.out) / "cache" / f"own-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
-    if cache.is_file():
-        videos = load_file(cache)["videos"]
-    else:
+
+    def generate() -> torch.Tensor:
         print(f"own contexts: generating {count} videos of {data.latents.shape[1]} frames with {config.init_adapter}")
         texts = data.texts[data.caption_ids[chosen]]
-        videos = (rollouts if config.own_from == "first" else teacher_forced)(pipe, data.latents[chosen], texts,
-                                                                              settings, g)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"videos": videos.contiguous()}, cache.with_suffix(".tmp"))
-        os.replace(cache.with_suffix(".tmp"), cache)
+        return (rollouts if config.own_from == "first" else teacher_forced)(pipe, data.latents[chosen], texts,
+                                                                            settings, g)
+
+    videos = init_adapter_cache(config, "own", "videos", generate,
+                                [dataclasses.asdict(settings), chosen.tolist(), config.seed, list(data.latents.shape),
+                                 config.own_from, float(data.latents[chosen].double().sum())])
     data.own = data.latents.clone()
     data.own[chosen] = videos.to(data.own.dtype)
     data.own_weights = torch.zeros(n)
@@ -300,20 +310,16 @@ def add_hard_frames(data: TrainingData, config: TrainConfig, adapter) -> None:
     """Set `data.frame_weights`: the HARD_SHARE of clip frames (from frame 2 on) whose `field_errors` under the
     init adapter are largest weigh `config.hard_frames`, the others 1; cached on disk, keyed by the adapter's
     weights and the clips, so that a resumed run draws the same."""
-    weights_file = Path(config.init_adapter) / "diffusion_pytorch_model.safetensors"
-    blob = json.dumps([hashlib.sha1(weights_file.read_bytes()).hexdigest(), config.window,
-                       config.flow_interpolation, list(data.latents.shape), float(data.latents.double().sum())])
-    cache = Path(config.out) / "cache" / f"field-errors-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
-    if cache.is_file():
-        errors = load_file(cache)["errors"]
-    else:
+    def rank() -> torch.Tensor:
         was_training = adapter.training
         adapter.eval()
         errors = field_errors(adapter, data, config.window, config.flow_interpolation)
         adapter.train(was_training)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"errors": errors.contiguous()}, cache.with_suffix(".tmp"))
-        os.replace(cache.with_suffix(".tmp"), cache)
+        return errors
+
+    errors = init_adapter_cache(config, "field-errors", "errors", rank,
+                                [config.window, config.flow_interpolation, list(data.latents.shape),
+                                 float(data.latents.double().sum())])
     ranked = errors[:, 2:].flatten()
     cut = torch.quantile(ranked, 1 - HARD_SHARE)
     hard = errors >= cut  # NaN (frames 0, 1) compares False
