@@ -6,7 +6,7 @@ wall), the three frames after it (the context shows the turn), and frames before
 that signs the word field (`guide`) is read beside it.
 
     python benchmarks/bounce_reading.py --adapter runs/adapter-app3/adapter models/shapes-adapter
-    # writes benchmarks/results/bounce_reading.json
+    # writes benchmarks/results/bounce_reading.json (--name NAME: NAME.json)
 """
 
 from __future__ import annotations
@@ -72,12 +72,13 @@ def main() -> None:
     parser.add_argument("--adapter", nargs="+", required=True)
     parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
     parser.add_argument("--videos", type=int, default=120)
+    parser.add_argument("--name", default="bounce_reading", help="results go to benchmarks/results/NAME.json")
     args = parser.parse_args()
     results = {}
     for adapter in args.adapter:
         results[adapter] = reading(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data, args.videos)
         print(adapter, results[adapter], flush=True)
-    write_results("bounce_reading", {"results": results})
+    write_results(args.name, {"results": results})
 
 
 if __name__ == "__main__":

@@ -100,6 +100,31 @@ def test_spatial_flow_starts_still_and_its_displacement_moves_the_residuals():
     assert (enc(*ctx.as_args())[0][0] - still).abs().max() > 1e-3
 
 
+def test_edge_map_tells_each_places_distance_to_each_frame_edge_up_to_the_reach():
+    from vidgen.fields import WALL_REACH, edge_map
+    edges = edge_map(6, 10)  # (left, right, top, bottom); distances from place centres, in latent px
+    assert edges.shape == (4, 6, 10) and WALL_REACH == 4.0
+    assert torch.allclose(edges[0, 2, :5], torch.tensor([0.875, 0.625, 0.375, 0.125, 0.0]))
+    assert torch.equal(edges[1], edges[0].flip(1)) and torch.equal(edges[3], edges[2].flip(0))
+    assert torch.allclose(edges[2:, :, 7].sum(0), torch.tensor([0.875, 0.625, 0.5, 0.5, 0.625, 0.875]))
+    assert edges[:2, :, 4:6].sum() == 0  # the middle columns are beyond the reach of the left and right edges
+
+
+def test_flow_walls_start_silent_and_then_make_the_field_depend_on_where_a_place_is():
+    from vidgen.context import SpatialEncoder
+    enc = SpatialEncoder(4, 8, [(8, 1)], 4, flow=True, walls=True)
+    plain = SpatialEncoder(4, 8, [(8, 1)], 4, flow=True)
+    torch.nn.init.normal_(enc.flow[-1].weight, std=0.1)
+    plain.load_state_dict(enc.state_dict(), strict=False)  # the same weights, no walls
+    args = FrameContext.make(torch.zeros(1, 2, 4, 16, 16), [0, 1], 2, 0.0).as_args()
+    assert torch.equal(enc(*args)[1], plain(*args)[1])
+    with torch.no_grad():
+        torch.nn.init.normal_(enc.walls.weight)
+    field = enc(*args)[1]  # a blank context: the same everywhere, but for the walls
+    assert (field[..., 6:10, 6:10] - field[..., 8:9, 8:9]).abs().max() < 1e-6  # far from every edge: alike
+    assert (field[..., 0, 8] - field[..., 8, 8]).abs().max() > 1e-3  # at the top edge: not
+
+
 def test_motion_field_places_the_captions_motions_reverses_them_and_never_exceeds_them():
     from vidgen.fields import SIGN_BIAS, motion_field
     motions = torch.tensor([[[0.5, 0.0], [0.0, -0.25]]])  # (b, M = 2, 2)

@@ -13,7 +13,8 @@ instead of a learned negative weight between pooled frames (which the pooling, w
 With `text_dim`, the pooled map is also modulated by the caption (a few learned attention poolings of its
 tokens), so that a caption's motion can move the object from a context that has no velocity yet (the second
 frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
-zero-initialised head predicts from it (after the text modulation), plus, with text, one displacement read off
+zero-initialised head predicts from it (after the text modulation; with `walls`, also from how near each
+place is to the frame's edges, so that it can turn an object at a wall), plus, with text, one displacement read off
 the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
 so that a shift is one number per place rather than a pattern of feature channels. With `motions` M > 0 or
 `words`, the field is instead made of the caption's own motions, and the map only chooses where each applies and
@@ -32,7 +33,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from einops import rearrange
 from torch import nn
 
-from .fields import MOTION_INIT, WordField, latest_frame, motion_field, warp
+from .fields import MOTION_INIT, WordField, edge_map, latest_frame, motion_field, warp
 
 
 def sincos_2d(h: int, w: int, dim: int, device) -> torch.Tensor:
@@ -135,8 +136,10 @@ class SpatialEncoder(nn.Module):
     def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
                  differences: bool = False, text_dim: int | None = None, flow: bool = False,
                  interpolation: str = "bilinear", motions: int = 0, words: bool = False,
-                 word_binding: str = "map", sign_margin: float = 0.0):
+                 word_binding: str = "map", sign_margin: float = 0.0, walls: bool = False):
         super().__init__()
+        if walls and not flow:
+            raise ValueError("walls need flow (they are an input of the free field)")
         if (motions or words) and not (flow and text_dim is not None):
             raise ValueError("motions > 0 or words need flow and text_dim (the motions are read off the caption)")
         if motions and words:
@@ -154,6 +157,11 @@ class SpatialEncoder(nn.Module):
                 nn.init.normal_(self.flow[-1].weight, std=MOTION_INIT)
             if words:
                 self.word_field = WordField(width, text_dim, word_binding, in_channels)
+        self.walls = None
+        if walls:  # zero-initialised: the free field reads the frame's edges only once trained to
+            self.walls = nn.Conv2d(4, width, 1)
+            nn.init.zeros_(self.walls.weight)
+            nn.init.zeros_(self.walls.bias)
         self.differences = differences
         self.text_film = self.text_flow = None
         if text_dim is not None:  # zero-initialised: pooling starts as the mean, modulation as identity
@@ -218,7 +226,10 @@ class SpatialEncoder(nn.Module):
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
         flow = guide = None
         if self.flow is not None:
-            flow = self.flow(pooled)
+            source = pooled
+            if self.walls is not None:  # how near each place is to the frame's edges (fields.edge_map)
+                source = pooled + self.walls(edge_map(*pooled.shape[-2:], pooled.device, pooled.dtype)[None])
+            flow = self.flow(source)
             if self.motions:
                 flow = motion_field(flow, self.text_flow(words).reshape(b, self.motions, 2))
             elif self.text_flow is not None:

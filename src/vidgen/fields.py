@@ -33,6 +33,22 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.T
     return nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
+WALL_REACH = 4.0  # latent px: how far from a frame edge `edge_map` (the free field's walls) still tells the distance
+
+
+def edge_map(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(4, h, w): per place, how near it is to the left, right, top and bottom edge of the frame: 1 − d / WALL_REACH
+    for a distance d (latent px, from the place's centre) below WALL_REACH, else 0. What a field needs to turn an
+    object at a wall, in the same units at any frame size (zero padding alone tells a convolution only that an
+    edge is within its reach, not how far)."""
+    ys = torch.arange(h, device=device, dtype=dtype) + 0.5
+    xs = torch.arange(w, device=device, dtype=dtype) + 0.5
+    near = lambda d: (1 - d / WALL_REACH).clamp(min=0)  # noqa: E731
+    left, right = near(xs).expand(h, w), near(w - xs).expand(h, w)
+    top, bottom = near(ys)[:, None].expand(h, w), near(h - ys)[:, None].expand(h, w)
+    return torch.stack([left, right, top, bottom])
+
+
 SIGN_BIAS = 3.0  # a motion layer's sign tanh(h + SIGN_BIAS) starts at +0.995: forwards, as the caption says
 MOTION_INIT = 0.01  # std of the motion heads' last weights: small, but not zero, or the M motions, starting
 #                     equal, would get equal gradients and stay equal
