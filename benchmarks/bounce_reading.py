@@ -3,7 +3,9 @@ frame i ≥ 2 given its real context: whether the field at the object's place in
 object's true shift i−1 → i, split by where frame i lies relative to the object's bounces (tracked by the
 scorer's detector): the bounce step itself (the shift turns against the one before: the field must foresee the
 wall), the three frames after it (the context shows the turn), and frames before any bounce. The free field
-that signs the word field (`guide`) is read beside it.
+that signs the word field (`guide`) is read beside it, and how far it runs along the word field, in units of
+the word field's length and signed by the caption's direction (`free_field_along`, mean: +1 the caption's full
+step, −1 the full step back), beside the object's true step in the same units (`true_step`).
 
     python benchmarks/bounce_reading.py --adapter runs/adapter-app3/adapter models/shapes-adapter
     # writes benchmarks/results/bounce_reading.json (--name NAME: NAME.json)
@@ -38,6 +40,7 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
     used = 0
     for caption, scene, video, tracks in moving_tracks(folder, 1):
         centres, axis, speed = tracks[0]
+        velocity = scene.objects[0].velocity(video.shape[1])[axis]
         if not np.isfinite(centres).all():
             continue
         used += 1
@@ -55,15 +58,22 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
             with torch.no_grad():
                 context = pipe.denoiser.adapter.encode(*ctx.as_args(), text)
             x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
-            row = tally.setdefault((speed, kind(i, last_turn)), [0, 0, 0])
-            row[0] += int(-context.flow[0, axis, y, x].item() * shifts[i - 1] > 0)  # warp reads p + field
+            row = tally.setdefault((speed, kind(i, last_turn)), [0, 0, 0, [], []])
+            field = context.flow[0, :, y, x]
+            row[0] += int(-field[axis].item() * shifts[i - 1] > 0)  # warp reads p + field
             if context.guide is not None:
-                row[1] += int(-context.guide[0, axis, y, x].item() * shifts[i - 1] > 0)
+                guide = context.guide[0, :, y, x]
+                row[1] += int(-guide[axis].item() * shifts[i - 1] > 0)
+                forward = float(np.sign(-field[axis].item() * velocity))  # the field runs with the caption here
+                row[3].append(forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8)))
             row[2] += 1
+            row[4].append(shifts[i - 1] / velocity)
         if used >= num_videos:
             break
+    mean = lambda xs: round(float(np.mean(xs)), 3) if xs else None  # noqa: E731
     return {f"{speed}, {where}": {"frames": n, "field_right_sign": round(a / n, 3), "free_field_right_sign":
-                                  round(b / n, 3)} for (speed, where), (a, b, n) in sorted(tally.items())}
+                                  round(b / n, 3), "free_field_along": mean(along), "true_step": mean(true)}
+            for (speed, where), (a, b, n, along, true) in sorted(tally.items())}
 
 
 def main() -> None:
