@@ -261,6 +261,21 @@ def test_appearance_binding_turns_each_object_as_a_whole_and_only_once_the_conte
     assert torch.equal(field(None, None), got[1:].expand(2, -1, -1, -1))  # no guide: the caption's way
 
 
+def test_partial_turn_moves_an_object_back_by_as_much_as_the_guide_says_and_never_more_than_a_step():
+    from vidgen.fields import object_signs
+    weights = torch.zeros(3, 2, 1, 2)
+    weights[:, 0] = 1  # one object over both places, bound to word 0
+    field = torch.zeros(3, 2, 1, 2)
+    field[:, 0] = 2.0  # its step: +2 px in x
+    guide = torch.zeros(3, 2, 1, 2)
+    guide[0, 0], guide[1, 0], guide[2, 0] = -1.0, -5.0, 0.3  # half a step back, more than a step back, forward
+    assert object_signs(field, weights, guide).flatten(1).tolist() == [[-1, -1], [-1, -1], [1, 1]]
+    assert object_signs(field, weights, guide, partial=True).flatten(1).tolist() == [[-0.5, -0.5], [-1, -1], [1, 1]]
+    with pytest.raises(VidgenError, match="flow_partial_turn"):
+        VideoAdapter(4, 32, [], [[8, 1]], spatial_flow=True, spatial_text=True, flow_words=True,
+                     flow_partial_turn=True)  # word binding "map" turns per place, not per object
+
+
 def test_sign_margin_keeps_the_caption_direction_where_the_free_field_barely_disagrees():
     from vidgen.fields import signed_like
     field = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)

@@ -136,7 +136,8 @@ class SpatialEncoder(nn.Module):
     def __init__(self, in_channels: int, width: int, residuals: list[tuple[int, int]], max_offset: int,
                  differences: bool = False, text_dim: int | None = None, flow: bool = False,
                  interpolation: str = "bilinear", motions: int = 0, words: bool = False,
-                 word_binding: str = "map", sign_margin: float = 0.0, walls: bool = False):
+                 word_binding: str = "map", sign_margin: float = 0.0, walls: bool = False,
+                 partial_turn: bool = False):
         super().__init__()
         if walls and not flow:
             raise ValueError("walls need flow (they are an input of the free field)")
@@ -156,7 +157,7 @@ class SpatialEncoder(nn.Module):
             if motions:
                 nn.init.normal_(self.flow[-1].weight, std=MOTION_INIT)
             if words:
-                self.word_field = WordField(width, text_dim, word_binding, in_channels)
+                self.word_field = WordField(width, text_dim, word_binding, in_channels, partial_turn)
         self.walls = None
         if walls:  # zero-initialised: the free field reads the frame's edges only once trained to
             self.walls = nn.Conv2d(4, width, 1)
