@@ -125,6 +125,28 @@ def test_flow_walls_start_silent_and_then_make_the_field_depend_on_where_a_place
     assert (field[..., 0, 8] - field[..., 8, 8]).abs().max() > 1e-3  # at the top edge: not
 
 
+def test_flow_depth_starts_as_the_head_it_deepens_and_then_changes_the_field():
+    from vidgen.context import SpatialEncoder
+    deep = SpatialEncoder(4, 8, [(8, 1)], 4, flow=True, flow_depth=2)
+    plain = SpatialEncoder(4, 8, [(8, 1)], 4, flow=True)
+    torch.nn.init.normal_(deep.flow[-1].weight, std=0.1)
+    missing = plain.load_state_dict(deep.state_dict(), strict=False).unexpected_keys  # the same weights, no blocks
+    assert missing and all(k.startswith("flow_blocks.") for k in missing)
+    args = FrameContext.make(torch.randn(1, 2, 4, 16, 16), [0, 1], 2, 0.0).as_args()
+    assert torch.equal(deep(*args)[1], plain(*args)[1])
+    with torch.no_grad():
+        torch.nn.init.normal_(deep.flow_blocks[1].body[-1].weight, std=0.1)
+    assert (deep(*args)[1] - plain(*args)[1]).abs().max() > 1e-4
+
+
+def test_flow_depth_needs_the_field_and_a_count_of_zero_or_more():
+    from vidgen.adapter import check_options
+    check_options(spatial_flow=True, flow_depth=2)
+    for bad in (dict(spatial_flow=True, flow_depth=-1), dict(spatial_flow=False, flow_depth=1)):
+        with pytest.raises(VidgenError, match="flow_depth"):
+            check_options(**bad)
+
+
 def test_motion_field_places_the_captions_motions_reverses_them_and_never_exceeds_them():
     from vidgen.fields import SIGN_BIAS, motion_field
     motions = torch.tensor([[[0.5, 0.0], [0.0, -0.25]]])  # (b, M = 2, 2)

@@ -58,7 +58,7 @@ def check_options(token_path: bool = True, spatial_path: bool = True, spatial_te
                   spatial_text_words: bool = False, spatial_flow: bool = False, flow_interpolation: str = "bilinear",
                   flow_motions: int = 0, flow_words: bool = False, word_binding: str = "map",
                   flow_sign_margin: float = 0.0, flow_walls: bool = False, flow_partial_turn: bool = False,
-                  **_) -> None:
+                  flow_depth: int = 0, **_) -> None:
     """Raise VidgenError unless these `VideoAdapter` options fit together (the adapter and `vidgen train`, before it
     loads anything, both check them here); other keyword arguments are ignored."""
     if flow_interpolation not in INTERPOLATIONS:
@@ -81,6 +81,9 @@ def check_options(token_path: bool = True, spatial_path: bool = True, spatial_te
     if flow_walls and not (spatial_path and spatial_flow):
         raise VidgenError("flow_walls: got True without spatial_flow; expected spatial_flow too (the walls are an "
                           "input of its free field)")
+    if flow_depth < 0 or (flow_depth and not (spatial_path and spatial_flow)):
+        raise VidgenError(f"flow_depth: got {flow_depth} with spatial_flow={spatial_flow}; expected 0, or an integer "
+                          "> 0 with spatial_flow (the blocks deepen its free field)")
     if flow_partial_turn and not (flow_words and word_binding == "appearance"):
         raise VidgenError(f"flow_partial_turn: got True with flow_words={flow_words}, word_binding={word_binding!r}; "
                           "expected flow_words and word_binding 'appearance' (it turns objects as a whole)")
@@ -140,6 +143,9 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             free field points back turns by as much as it says (its component along the word field, at least
             −1 of the step: `fields.object_signs`) instead of by a whole step; a setting of the field's sign,
             no weights of its own. False in adapters saved before the option existed.
+        flow_depth (int, default 0): with spatial_flow, residual blocks (two dilated 3×3 convolutions each, the
+            second zero-initialised) added to the free field's head, so that it can tell from farther away and
+            more finely whether an object meets a wall; 0 in adapters saved before the option existed.
     """
 
     @register_to_config
@@ -150,10 +156,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  spatial_text_words: bool = False, spatial_flow: bool = False,
                  flow_interpolation: str = "bilinear", flow_motions: int = 0, flow_words: bool = False,
                  word_binding: str = "map", flow_sign_margin: float = 0.0, flow_walls: bool = False,
-                 flow_partial_turn: bool = False):
+                 flow_partial_turn: bool = False, flow_depth: int = 0):
         super().__init__()
         check_options(token_path, spatial_path, spatial_text, spatial_text_words, spatial_flow, flow_interpolation,
-                      flow_motions, flow_words, word_binding, flow_sign_margin, flow_walls, flow_partial_turn)
+                      flow_motions, flow_words, word_binding, flow_sign_margin, flow_walls, flow_partial_turn,
+                      flow_depth)
         if token_path:
             self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
                                           depth, heads, patch_size, max_offset)
@@ -164,7 +171,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None,
                                           spatial_flow, flow_interpolation, flow_motions, flow_words, word_binding,
-                                          flow_sign_margin, flow_walls, flow_partial_turn)
+                                          flow_sign_margin, flow_walls, flow_partial_turn, flow_depth)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule

@@ -14,8 +14,8 @@ With `text_dim`, the pooled map is also modulated by the caption (a few learned 
 tokens), so that a caption's motion can move the object from a context that has no velocity yet (the second
 frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
 zero-initialised head predicts from it (after the text modulation; with `walls`, also from how near each
-place is to the frame's edges, so that it can turn an object at a wall), plus, with text, one displacement read off
-the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
+place is to the frame's edges, so that it can turn an object at a wall; with `flow_depth`, through that
+many residual blocks more), plus, with text, one displacement read off the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
 so that a shift is one number per place rather than a pattern of feature channels. With `motions` M > 0 or
 `words`, the field is instead made of the caption's own motions, and the map only chooses where each applies and
 whether it runs backwards (fields.py).
@@ -127,6 +127,21 @@ def frame_differences(frames, offsets, mask) -> torch.Tensor:
     return (frames - neighbour) * match.any(dim=2).to(frames.dtype)[..., None, None, None]
 
 
+class FieldBlock(nn.Module):
+    """x + conv(SiLU(conv(x))), both 3×3 dilated by 2, the second zero-initialised: a block that starts as the
+    identity, so that it deepens a trained free field's head without changing what it computes."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.SiLU(),
+                                  nn.Conv2d(width, width, 3, padding=2, dilation=2))
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 TEXT_QUERIES = 4  # learned poolings of the caption's tokens that modulate the spatial path (spatial_text)
 
 
@@ -137,7 +152,7 @@ class SpatialEncoder(nn.Module):
                  differences: bool = False, text_dim: int | None = None, flow: bool = False,
                  interpolation: str = "bilinear", motions: int = 0, words: bool = False,
                  word_binding: str = "map", sign_margin: float = 0.0, walls: bool = False,
-                 partial_turn: bool = False):
+                 partial_turn: bool = False, flow_depth: int = 0):
         super().__init__()
         if walls and not flow:
             raise ValueError("walls need flow (they are an input of the free field)")
@@ -158,6 +173,7 @@ class SpatialEncoder(nn.Module):
                 nn.init.normal_(self.flow[-1].weight, std=MOTION_INIT)
             if words:
                 self.word_field = WordField(width, text_dim, word_binding, in_channels, partial_turn)
+        self.flow_blocks = nn.Sequential(*(FieldBlock(width) for _ in range(flow_depth)))  # empty: identity
         self.walls = None
         if walls:  # zero-initialised: the free field reads the frame's edges only once trained to
             self.walls = nn.Conv2d(4, width, 1)
@@ -230,7 +246,7 @@ class SpatialEncoder(nn.Module):
             source = pooled
             if self.walls is not None:  # how near each place is to the frame's edges (fields.edge_map)
                 source = pooled + self.walls(edge_map(*pooled.shape[-2:], pooled.device, pooled.dtype)[None])
-            flow = self.flow(source)
+            flow = self.flow[-1](self.flow_blocks(self.flow[:-1](source)))
             if self.motions:
                 flow = motion_field(flow, self.text_flow(words).reshape(b, self.motions, 2))
             elif self.text_flow is not None:

@@ -1,0 +1,112 @@
+"""Would another rule for turning an object read an adapter's free field better? The shipped rule
+(`fields.object_signs`) turns an object when the free field's component along the word field, pooled over the
+object's places, is negative. On single-object moving train videos, each frame i ≥ 2 given its real context (as in
+bounce_reading.py), this scores other poolings of the same free field over the same object by how often they give
+the sign of the object's true shift i−1 → i: at the bounce step (where it must turn), before any bounce and after
+one (where it must not change). A rule that turns more bounce steps but also turns objects before any bounce is no
+gain: those frames are twenty times as many, and an object turned in mid-canvas keeps going the wrong way.
+
+    python benchmarks/turn_rules.py --adapter models/shapes-adapter
+    # writes benchmarks/results/turn_rules.json (--name NAME: NAME.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bounce_reading import kind  # noqa: E402
+from common import cli, write_results  # noqa: E402
+from hard_frames import TURN, turns  # noqa: E402
+from motion_follow import moving_tracks  # noqa: E402
+from vidgen.adapter import split_text  # noqa: E402
+from vidgen.fields import latest_frame  # noqa: E402
+from vidgen.pipeline import VideoPipeline  # noqa: E402
+from vidgen.sampling import FrameContext, context_window  # noqa: E402
+
+
+def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: int, x: int) -> dict[str, float]:
+    """Each rule's reading (< 0: turn) for the object at place (y, x). field, guide (2, h, w): the word field
+    before its sign and the free field; weights (L, h, w): each place's binding to the words."""
+    share = torch.einsum("l,lhw->hw", weights[:, y, x], weights)  # how much each place shares (y, x)'s words
+    along, size = (field * guide).sum(0), field.square().sum(0)
+    ratio = along / size.clamp(min=1e-12)
+    step = -field[:, y, x] / field[:, y, x].norm().clamp(min=1e-8)  # warp reads p + field: it moves along −field
+    rows, cols = torch.meshgrid(*(torch.arange(n, dtype=field.dtype) for n in field.shape[1:]), indexing="ij")
+    ahead = step[0] * cols + step[1] * rows  # how far forward each place lies
+    front = ahead >= (share * ahead).sum() / share.sum()
+    core = share >= 0.5 * share.max()
+    pooled = lambda w: float((w * along).sum() / (w * size).sum().clamp(min=1e-12))  # noqa: E731
+    lowest = float(ratio[core].min())
+    return {"mean (shipped)": pooled(share), "front half": pooled(share * front), "core": pooled(share * core),
+            "10% quantile": float(torch.quantile(ratio[core], 0.1)),
+            "25% quantile": float(torch.quantile(ratio[core], 0.25)),
+            "a fifth of places back": 0.2 - float((ratio[core] < 0).float().mean()),
+            "any place back": lowest, "any place back by 0.25": lowest + 0.25,
+            "any place back by 0.5": lowest + 0.5, "any place back by 1": lowest + 1.0}
+
+
+def score(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
+    adapter = pipe.denoiser.adapter
+    tally: dict[str, dict[str, int]] = {}
+    used = 0
+    for caption, scene, video, tracks in moving_tracks(folder, 1):
+        centres, axis, speed = tracks[0]
+        velocity = scene.objects[0].velocity(video.shape[1])[axis]
+        if not np.isfinite(centres).all():
+            continue
+        used += 1
+        latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
+        words = split_text(text, adapter.config.cross_attention_dim)[1]
+        scale = video.shape[1] / latents.shape[-1]
+        shifts = np.diff(centres[:, axis])
+        turned, last_turn = turns(video, caption), None
+        for i in range(2, len(video)):
+            if turned[i]:
+                last_turn = i
+            if abs(shifts[i - 1]) < TURN:
+                continue
+            idx = context_window(i, 4)
+            ctx = FrameContext.make(latents[idx][None], idx, i, 0.0)
+            frames, offsets, _, _, mask = ctx.as_args()
+            with torch.no_grad():
+                context = adapter.encode(*ctx.as_args(), text)
+                weights, motions = adapter.spatial.word_field.bind(latest_frame(frames, offsets, mask), words)
+                field = torch.einsum("blhw,blc->bchw", weights, motions)
+            x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
+            back = bool(np.sign(shifts[i - 1]) != np.sign(velocity))
+            where = kind(i, last_turn)
+            row = tally.setdefault(f"{speed}, {'after a bounce' if 'after' in where else where}", {"frames": 0})
+            row["frames"] += 1
+            for name, value in rules(field[0], weights[0], context.guide[0], y, x).items():
+                row[name] = row.get(name, 0) + int((value < 0) == back)
+        if used >= num_videos:
+            break
+    return {where: {"frames": row["frames"], **{name: round(hits / row["frames"], 3) for name, hits in row.items()
+                                                 if name != "frames"}} for where, row in sorted(tally.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/shapes-base")
+    parser.add_argument("--adapter", nargs="+", required=True)
+    parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
+    parser.add_argument("--videos", type=int, default=120)
+    parser.add_argument("--name", default="turn_rules", help="results go to benchmarks/results/NAME.json")
+    args = parser.parse_args()
+    results = {}
+    for adapter in args.adapter:
+        results[adapter] = score(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data, args.videos)
+        for where, row in results[adapter].items():
+            print(adapter, where, row, flush=True)
+    write_results(args.name, {"results": results})
+
+
+if __name__ == "__main__":
+    cli(main)
