@@ -5,7 +5,9 @@ scorer's detector): the bounce step itself (the shift turns against the one befo
 wall), the three frames after it (the context shows the turn), and frames before any bounce. The free field
 that signs the word field (`guide`) is read beside it, and how far it runs along the word field, in units of
 the word field's length and signed by the caption's direction (`free_field_along`, mean: +1 the caption's full
-step, −1 the full step back), beside the object's true step in the same units (`true_step`).
+step, −1 the full step back), beside the object's true step in the same units (`true_step`). `field_length`: the
+(signed) field's length along the motion at the object, over the caption's step (median): 1 when the field
+carries the object exactly as far as the caption says.
 
     python benchmarks/bounce_reading.py --adapter runs/adapter-app3/adapter models/shapes-adapter
     # writes benchmarks/results/bounce_reading.json (--name NAME: NAME.json)
@@ -58,7 +60,7 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
             with torch.no_grad():
                 context = pipe.denoiser.adapter.encode(*ctx.as_args(), text)
             x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
-            row = tally.setdefault((speed, kind(i, last_turn)), [0, 0, 0, [], []])
+            row = tally.setdefault((speed, kind(i, last_turn)), [0, 0, 0, [], [], []])
             field = context.flow[0, :, y, x]
             row[0] += int(-field[axis].item() * shifts[i - 1] > 0)  # warp reads p + field
             if context.guide is not None:
@@ -68,12 +70,14 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
                 row[3].append(forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8)))
             row[2] += 1
             row[4].append(shifts[i - 1] / velocity)
+            row[5].append(abs(field[axis].item()) * scale / abs(velocity))
         if used >= num_videos:
             break
     mean = lambda xs: round(float(np.mean(xs)), 3) if xs else None  # noqa: E731
     return {f"{speed}, {where}": {"frames": n, "field_right_sign": round(a / n, 3), "free_field_right_sign":
-                                  round(b / n, 3), "free_field_along": mean(along), "true_step": mean(true)}
-            for (speed, where), (a, b, n, along, true) in sorted(tally.items())}
+                                  round(b / n, 3), "free_field_along": mean(along), "true_step": mean(true),
+                                  "field_length": round(float(np.median(length)), 3)}
+            for (speed, where), (a, b, n, along, true, length) in sorted(tally.items())}
 
 
 def main() -> None:

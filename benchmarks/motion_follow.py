@@ -24,9 +24,12 @@ from common import cli, folder_benchmark  # noqa: E402
 
 
 def object_centres(video: np.ndarray, scene, k: int = 0) -> np.ndarray:
-    """(f, 2) centre of the scene's object k in each frame (NaN where the detector finds none)."""
+    """(f, 2) centre of the scene's object k in each frame (NaN where the detector finds none). Each pixel goes
+    to the nearest of the caption's colours, as in the scorer: against its own colour alone, another object of a
+    near colour (red beside orange) would count as this one."""
     obj, canvas = scene.objects[k], video.shape[1]
-    mask = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32), [obj.colour])[obj.colour]
+    mask = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32),
+                        [o.colour for o in scene.objects])[obj.colour]
     return np.array([detect(mask[i], canvas).centre for i in range(len(video))])
 
 

@@ -44,7 +44,9 @@ def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: in
     core = share >= 0.5 * share.max()
     pooled = lambda w: float((w * along).sum() / (w * size).sum().clamp(min=1e-12))  # noqa: E731
     lowest = float(ratio[core].min())
-    return {"mean (shipped)": pooled(share), "front half": pooled(share * front), "core": pooled(share * core),
+    mean = pooled(share)
+    return {"mean (shipped)": mean, "mean back by 0.1": mean + 0.1, "mean back by 0.25": mean + 0.25,
+            "front half": pooled(share * front), "core": pooled(share * core),
             "10% quantile": float(torch.quantile(ratio[core], 0.1)),
             "25% quantile": float(torch.quantile(ratio[core], 0.25)),
             "a fifth of places back": 0.2 - float((ratio[core] < 0).float().mean()),
