@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from common import cli, write_results  # noqa: E402
 from hard_frames import TURN, turns  # noqa: E402
 from motion_follow import moving_tracks  # noqa: E402
+from vidgen.adapter import split_text  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 from vidgen.sampling import FrameContext, context_window  # noqa: E402
 
@@ -37,12 +38,15 @@ def kind(i: int, last_turn: int | None) -> str:
     return "bounce step" if since == 0 else f"{since} after a bounce" if since < 3 else "3+ after a bounce"
 
 
-def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
-    tally: dict[tuple[str, str], list[int]] = {}
-    used = 0
+def wall_frames(pipe: VideoPipeline, folder: Path, num_videos: int):
+    """For the first `num_videos` single-object moving videos of `folder` whose object is found in every frame,
+    each frame i ≥ 2 whose true shift i−1 → i tells a direction: a dict with the caption's `speed`, `where` the
+    frame lies relative to the object's bounces (`kind`), the true `shift` and the caption's `velocity` along the
+    motion's `axis` (px), the object's latent place (`y`, `x`) in frame i−1, and the adapter's context for frame
+    i given the real frames before it (`context`, with `frames`, `offsets`, `mask`: its input) and `words`."""
+    adapter, used = pipe.denoiser.adapter, 0
     for caption, scene, video, tracks in moving_tracks(folder, 1):
         centres, axis, speed = tracks[0]
-        velocity = scene.objects[0].velocity(video.shape[1])[axis]
         if not np.isfinite(centres).all():
             continue
         used += 1
@@ -58,21 +62,32 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
             idx = context_window(i, 4)
             ctx = FrameContext.make(latents[idx][None], idx, i, 0.0)
             with torch.no_grad():
-                context = pipe.denoiser.adapter.encode(*ctx.as_args(), text)
+                context = adapter.encode(*ctx.as_args(), text)
             x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
-            row = tally.setdefault((speed, kind(i, last_turn)), [0, 0, 0, [], [], []])
-            field = context.flow[0, :, y, x]
-            row[0] += int(-field[axis].item() * shifts[i - 1] > 0)  # warp reads p + field
-            if context.guide is not None:
-                guide = context.guide[0, :, y, x]
-                row[1] += int(-guide[axis].item() * shifts[i - 1] > 0)
-                forward = float(np.sign(-field[axis].item() * velocity))  # the field runs with the caption here
-                row[3].append(forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8)))
-            row[2] += 1
-            row[4].append(shifts[i - 1] / velocity)
-            row[5].append(abs(field[axis].item()) * scale / abs(velocity))
+            frames, offsets, _, _, mask = ctx.as_args()
+            yield dict(speed=speed, where=kind(i, last_turn), shift=shifts[i - 1], axis=axis, scale=scale,
+                       velocity=scene.objects[0].velocity(video.shape[1])[axis], y=y, x=x, context=context,
+                       frames=frames, offsets=offsets, mask=mask,
+                       words=split_text(text, adapter.config.cross_attention_dim)[1])
         if used >= num_videos:
             break
+
+
+def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
+    tally: dict[tuple[str, str], list] = {}
+    for f in wall_frames(pipe, folder, num_videos):
+        shift, velocity, axis, context = f["shift"], f["velocity"], f["axis"], f["context"]
+        row = tally.setdefault((f["speed"], f["where"]), [0, 0, 0, [], [], []])
+        field = context.flow[0, :, f["y"], f["x"]]
+        row[0] += int(-field[axis].item() * shift > 0)  # warp reads p + field
+        if context.guide is not None:
+            guide = context.guide[0, :, f["y"], f["x"]]
+            row[1] += int(-guide[axis].item() * shift > 0)
+            forward = float(np.sign(-field[axis].item() * velocity))  # the field runs with the caption here
+            row[3].append(forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8)))
+        row[2] += 1
+        row[4].append(shift / velocity)
+        row[5].append(abs(field[axis].item()) * f["scale"] / abs(velocity))
     mean = lambda xs: round(float(np.mean(xs)), 3) if xs else None  # noqa: E731
     return {f"{speed}, {where}": {"frames": n, "field_right_sign": round(a / n, 3), "free_field_right_sign":
                                   round(b / n, 3), "free_field_along": mean(along), "true_step": mean(true),

@@ -21,14 +21,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bounce_reading import kind  # noqa: E402
+from bounce_reading import wall_frames  # noqa: E402
 from common import cli, write_results  # noqa: E402
-from hard_frames import TURN, turns  # noqa: E402
-from motion_follow import moving_tracks  # noqa: E402
-from vidgen.adapter import split_text  # noqa: E402
 from vidgen.fields import latest_frame  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
-from vidgen.sampling import FrameContext, context_window  # noqa: E402
 
 
 def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: int, x: int) -> dict[str, float]:
@@ -55,41 +51,18 @@ def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: in
 
 
 def score(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
-    adapter = pipe.denoiser.adapter
+    word_field = pipe.denoiser.adapter.spatial.word_field
     tally: dict[str, dict[str, int]] = {}
-    used = 0
-    for caption, scene, video, tracks in moving_tracks(folder, 1):
-        centres, axis, speed = tracks[0]
-        velocity = scene.objects[0].velocity(video.shape[1])[axis]
-        if not np.isfinite(centres).all():
-            continue
-        used += 1
-        latents, text = pipe.encode_frames(video), pipe.encode_prompt(caption)
-        words = split_text(text, adapter.config.cross_attention_dim)[1]
-        scale = video.shape[1] / latents.shape[-1]
-        shifts = np.diff(centres[:, axis])
-        turned, last_turn = turns(video, caption), None
-        for i in range(2, len(video)):
-            if turned[i]:
-                last_turn = i
-            if abs(shifts[i - 1]) < TURN:
-                continue
-            idx = context_window(i, 4)
-            ctx = FrameContext.make(latents[idx][None], idx, i, 0.0)
-            frames, offsets, _, _, mask = ctx.as_args()
-            with torch.no_grad():
-                context = adapter.encode(*ctx.as_args(), text)
-                weights, motions = adapter.spatial.word_field.bind(latest_frame(frames, offsets, mask), words)
-                field = torch.einsum("blhw,blc->bchw", weights, motions)
-            x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
-            back = bool(np.sign(shifts[i - 1]) != np.sign(velocity))
-            where = kind(i, last_turn)
-            row = tally.setdefault(f"{speed}, {'after a bounce' if 'after' in where else where}", {"frames": 0})
-            row["frames"] += 1
-            for name, value in rules(field[0], weights[0], context.guide[0], y, x).items():
-                row[name] = row.get(name, 0) + int((value < 0) == back)
-        if used >= num_videos:
-            break
+    for f in wall_frames(pipe, folder, num_videos):
+        with torch.no_grad():
+            weights, motions = word_field.bind(latest_frame(f["frames"], f["offsets"], f["mask"]), f["words"])
+        field = torch.einsum("blhw,blc->bchw", weights, motions)
+        back = bool(np.sign(f["shift"]) != np.sign(f["velocity"]))
+        where = f["where"]
+        row = tally.setdefault(f"{f['speed']}, {'after a bounce' if 'after' in where else where}", {"frames": 0})
+        row["frames"] += 1
+        for name, value in rules(field[0], weights[0], f["context"].guide[0], f["y"], f["x"]).items():
+            row[name] = row.get(name, 0) + int((value < 0) == back)
     return {where: {"frames": row["frames"], **{name: round(hits / row["frames"], 3) for name, hits in row.items()
                                                  if name != "frames"}} for where, row in sorted(tally.items())}
 

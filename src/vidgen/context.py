@@ -15,8 +15,9 @@ tokens), so that a caption's motion can move the object from a context that has 
 frame of a video sees only the first). With `flow`, the pooled map is then warped by a displacement field that a
 zero-initialised head predicts from it (after the text modulation; with `walls`, also from how near each
 place is to the frame's edges, so that it can turn an object at a wall; with `flow_depth`, through that
-many residual blocks more), plus, with text, one displacement read off the caption by a small MLP (a shift is direction × speed, a product no linear read of pooled words can form),
-so that a shift is one number per place rather than a pattern of feature channels. With `motions` M > 0 or
+many residual blocks more), plus, with text, one displacement read off the caption by a small MLP (a shift is
+direction × speed, a product no linear read of pooled words can form), so that a shift is one number per place
+rather than a pattern of feature channels. With `motions` M > 0 or
 `words`, the field is instead made of the caption's own motions, and the map only chooses where each applies and
 whether it runs backwards (fields.py).
 
