@@ -157,6 +157,8 @@ class SpatialEncoder(nn.Module):
         super().__init__()
         if walls and not flow:
             raise ValueError("walls need flow (they are an input of the free field)")
+        if flow_depth and not flow:
+            raise ValueError("flow_depth > 0 needs flow (its blocks deepen the free field's head)")
         if (motions or words) and not (flow and text_dim is not None):
             raise ValueError("motions > 0 or words need flow and text_dim (the motions are read off the caption)")
         if motions and words:
