@@ -95,19 +95,26 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
             for (speed, where), (a, b, n, along, true, length) in sorted(tally.items())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def adapters_main(description: str, name: str, measure) -> None:
+    """The command line both wall readings share: `measure(pipe, data folder, videos)` → {where: row} per
+    `--adapter`, printed a row a line and written to benchmarks/results/NAME.json."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="models/shapes-base")
     parser.add_argument("--adapter", nargs="+", required=True)
     parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
     parser.add_argument("--videos", type=int, default=120)
-    parser.add_argument("--name", default="bounce_reading", help="results go to benchmarks/results/NAME.json")
+    parser.add_argument("--name", default=name, help="results go to benchmarks/results/NAME.json")
     args = parser.parse_args()
     results = {}
     for adapter in args.adapter:
-        results[adapter] = reading(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data, args.videos)
-        print(adapter, results[adapter], flush=True)
+        results[adapter] = measure(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data, args.videos)
+        for where, row in results[adapter].items():
+            print(adapter, where, row, flush=True)
     write_results(args.name, {"results": results})
+
+
+def main() -> None:
+    adapters_main(__doc__.splitlines()[0], "bounce_reading", reading)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ gain: those frames are twenty times as many, and an object turned in mid-canvas 
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -21,8 +20,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bounce_reading import wall_frames  # noqa: E402
-from common import cli, write_results  # noqa: E402
+from bounce_reading import adapters_main, wall_frames  # noqa: E402
+from common import cli  # noqa: E402
 from vidgen.fields import latest_frame  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 
@@ -68,19 +67,7 @@ def score(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/shapes-base")
-    parser.add_argument("--adapter", nargs="+", required=True)
-    parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
-    parser.add_argument("--videos", type=int, default=120)
-    parser.add_argument("--name", default="turn_rules", help="results go to benchmarks/results/NAME.json")
-    args = parser.parse_args()
-    results = {}
-    for adapter in args.adapter:
-        results[adapter] = score(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data, args.videos)
-        for where, row in results[adapter].items():
-            print(adapter, where, row, flush=True)
-    write_results(args.name, {"results": results})
+    adapters_main(__doc__.splitlines()[0], "turn_rules", score)
 
 
 if __name__ == "__main__":

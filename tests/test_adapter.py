@@ -130,8 +130,8 @@ def test_flow_depth_starts_as_the_head_it_deepens_and_then_changes_the_field():
     deep = SpatialEncoder(4, 8, [(8, 1)], 4, flow=True, flow_depth=2)
     plain = SpatialEncoder(4, 8, [(8, 1)], 4, flow=True)
     torch.nn.init.normal_(deep.flow[-1].weight, std=0.1)
-    missing = plain.load_state_dict(deep.state_dict(), strict=False).unexpected_keys  # the same weights, no blocks
-    assert missing and all(k.startswith("flow_blocks.") for k in missing)
+    extra = plain.load_state_dict(deep.state_dict(), strict=False).unexpected_keys  # the same weights, no blocks
+    assert extra and all(k.startswith("flow_blocks.") for k in extra)
     args = FrameContext.make(torch.randn(1, 2, 4, 16, 16), [0, 1], 2, 0.0).as_args()
     assert torch.equal(deep(*args)[1], plain(*args)[1])
     with torch.no_grad():
