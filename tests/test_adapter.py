@@ -444,6 +444,28 @@ def test_guidance_formulas():
     assert len(Guidance(2.0, 0.5).branches) == 3
 
 
+def test_later_guidance_applies_to_frames_drawn_given_others(pipe):
+    """`later_text_scale` is the text guidance of a frame with a context; a frame without one keeps `text_scale`."""
+    denoiser = pipe.denoiser
+    perturb(denoiser.adapter)
+    try:
+        text, null = pipe.encode_prompt("a red circle moving right"), pipe.encode_prompt("")
+        x, t = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor(500)
+        empty = FrameContext.make(torch.zeros(1, 0, 4, 16, 16), [], 0, 0.0)
+        given = FrameContext.make(torch.randn(1, 2, 4, 16, 16, generator=torch.Generator().manual_seed(1)),
+                                  [0, 1], 2, 0.0)
+
+        def predict(guidance, ctx):
+            return frame_model(denoiser, text, null, guidance)(ctx)(x, t)
+
+        split = Guidance(3.0, later_text_scale=1.5)
+        assert torch.equal(predict(split, empty), predict(Guidance(3.0), empty))
+        assert torch.equal(predict(split, given), predict(Guidance(1.5), given))
+        assert not torch.allclose(predict(split, given), predict(Guidance(3.0), given))
+    finally:
+        denoiser.adapter.load_state_dict(VideoAdapter.for_unet(denoiser.unet).state_dict())
+
+
 def test_bicubic_warp_finds_a_quarter_pixel_shift_that_bilinear_undershoots():
     """A sharp bump (σ = 0.6 px, like an object's edge in a VAE latent) moved a quarter pixel: the displacement
     that best carries one onto the other is 0.82 of the shift under bilinear warping and 0.96 under bicubic."""

@@ -50,6 +50,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "num_inference_steps": ["generate", "a cat", *m, "--steps", "0", *out],
         "guidance_scale": ["generate", "a cat", *m, "--guidance", "-2", *out],
         "context_guidance_scale": ["generate", "a cat", *m, "--context-guidance", "-1", *out],
+        "later_guidance_scale": ["generate", "a cat", *m, "--later-guidance", "-1", *out],
         "mode": ["generate", "a cat", *m, "--mode", "sideways", *out],
         "scheduler": ["generate", "a cat", *m, "--scheduler", "lms", *out],
         "image: could not read": ["generate", "a cat", *m, "--image", broken / "not-an-image.png", *out],

@@ -15,7 +15,7 @@ from .errors import VidgenError
 
 # generate: flag → GenerationConfig field, where the flag reads better than the field name
 GENERATE_FLAGS = {"frames": "num_frames", "steps": "num_inference_steps", "guidance": "guidance_scale",
-                  "context_guidance": "context_guidance_scale"}
+                  "context_guidance": "context_guidance_scale", "later_guidance": "later_guidance_scale"}
 
 
 class Parser(argparse.ArgumentParser):

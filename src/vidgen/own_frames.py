@@ -75,5 +75,4 @@ def teacher_forced(pipe, latents: torch.Tensor, texts: torch.Tensor, config, gen
 
 def _guidance(pipe, config) -> tuple[torch.Tensor, Guidance]:
     """The negative prompt's embedding and the guidance `config` asks for."""
-    return pipe.encode_prompt(config.negative_prompt or ""), Guidance(config.guidance_scale,
-                                                                      config.context_guidance_scale)
+    return pipe.encode_prompt(config.negative_prompt or ""), config.guidance()

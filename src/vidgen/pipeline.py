@@ -39,6 +39,7 @@ class GenerationConfig:
     num_inference_steps: int = 25
     guidance_scale: float = 5.0  # text guidance w_t (1 = off)
     context_guidance_scale: float = 1.0  # context guidance w_x (1 = off)
+    later_guidance_scale: float | None = None  # text guidance of frames drawn given other frames (None: guidance_scale)
     negative_prompt: str | None = None
     mode: str = "autoregressive"  # autoregressive | joint
     scheduler: str = "ddim"  # ddim | dpm++ | euler | unipc
@@ -51,10 +52,15 @@ class GenerationConfig:
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
 
+    def guidance(self) -> Guidance:
+        return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale)
+
     def validate(self, num_train_timesteps: int) -> None:
         check(self.num_frames >= 1, "num_frames", self.num_frames, "an integer ≥ 1")
         check(self.num_inference_steps >= 1, "num_inference_steps", self.num_inference_steps, "an integer ≥ 1")
         check(self.guidance_scale >= 0, "guidance_scale", self.guidance_scale, "a number ≥ 0")
+        check(self.later_guidance_scale is None or self.later_guidance_scale >= 0, "later_guidance_scale",
+              self.later_guidance_scale, "a number ≥ 0")
         check(self.context_guidance_scale >= 0, "context_guidance_scale", self.context_guidance_scale,
               "a number ≥ 0")
         check(self.mode in {m.value for m in Mode}, "mode", self.mode, "'autoregressive' or 'joint'")
@@ -301,8 +307,7 @@ class VideoPipeline:
               "'autoregressive' for stream (joint mode holds all frames at once)")
         prefix = self._given_frames(config, image, video)
         text, null_text = self._texts(prompt, config)
-        model = frame_model(self.denoiser, text, null_text, Guidance(config.guidance_scale,
-                                                                     config.context_guidance_scale),
+        model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base")
         shape = (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
                  config.width // self.vae_scale_factor)
@@ -339,8 +344,7 @@ class VideoPipeline:
             return
         self._given_frames(config, image, video)  # rejects given frames in joint mode
         text, null_text = self._texts(prompt, config)
-        model = video_model(self.denoiser, text, null_text, Guidance(config.guidance_scale,
-                                                                     config.context_guidance_scale), config.window,
+        model = video_model(self.denoiser, text, null_text, config.guidance(), config.window,
                             base_first=config.first_frame == "base")
         shape = (1, config.num_frames, self.denoiser.unet.config.in_channels,
                  config.height // self.vae_scale_factor, config.width // self.vae_scale_factor)
