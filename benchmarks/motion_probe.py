@@ -2,10 +2,12 @@
 the adapter's frame i carry the object on from frame i−1 as the real frame i does? Per (video, i): the generated
 object's displacement from real frame i−1 along the real displacement, divided by the real displacement.
 1 = continues the motion, 0 = copies frame i−1, negative = goes back. Single-object videos whose object moves
-between i−1 and i (bounces skipped); the adapter's own generation settings.
+between i−1 and i, at frames --targets (bounces skipped) or, with --bounces, at the frames where the real object
+turns off a wall (1 = turns as it does, negative = runs on into the wall); the adapter's own generation settings.
 
     python benchmarks/motion_probe.py --adapter models/shapes-adapter runs/adapter-x/adapter --videos 12
     # writes benchmarks/results/motion_probe.json
+    python benchmarks/motion_probe.py --adapter models/shapes-adapter --bounces --videos 48 --name motion_probe_bounces
 """
 
 from __future__ import annotations
@@ -27,11 +29,19 @@ from motion_follow import moving_objects, object_centres  # noqa: E402
 from common import cli, write_results  # noqa: E402
 
 
-def probe_cases(folder: Path, num_videos: int, targets: list[int]) -> list[dict]:
-    """(video, caption, i, axis, real centres) for single-object moving videos whose object moves at i."""
+def turns(centres: np.ndarray, axis: int) -> list[int]:
+    """The frames i ≥ 2 at which the real object comes off a wall: its step i−1 → i runs against step i−2 → i−1."""
+    step = np.diff(centres[:, axis])
+    return [i for i in range(2, len(centres)) if step[i - 1] * step[i - 2] < 0 and abs(step[i - 1]) > 0.5]
+
+
+def probe_cases(folder: Path, num_videos: int, targets: list[int] | None) -> list[dict]:
+    """(video, caption, i, axis, real centres) for single-object moving videos whose object moves at i (each
+    frame of `targets`; None: the frames where it turns off a wall)."""
     cases, used = [], 0
     for caption, scene, video, centres, axis in moving_objects(folder):
-        moving = [i for i in targets if abs(centres[i, axis] - centres[i - 1, axis]) > 0.5]
+        moving = turns(centres, axis) if targets is None else \
+            [i for i in targets if abs(centres[i, axis] - centres[i - 1, axis]) > 0.5]
         cases += [dict(video=video, caption=caption, scene=scene, i=i, axis=axis, centres=centres) for i in moving]
         used += bool(moving)
         if used >= num_videos:
@@ -71,12 +81,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
     parser.add_argument("--videos", type=int, default=12)
     parser.add_argument("--targets", default="4,8,12")
+    parser.add_argument("--bounces", action="store_true",
+                        help="probe the frames where the real object turns off a wall instead of --targets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="motion_probe")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="generation settings over the adapter's own, e.g. start=noise; each runs separately")
     args = parser.parse_args()
-    cases = probe_cases(args.data, args.videos, [int(t) for t in args.targets.split(",")])
+    cases = probe_cases(args.data, args.videos, None if args.bounces else [int(t) for t in args.targets.split(",")])
     results = []
     settings = [setting_value(*setting.split("=", 1)) for setting in args.set] or [{}]
     for adapter, options in [(a, o) for a in args.adapter for o in settings]:

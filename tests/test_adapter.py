@@ -262,6 +262,35 @@ def test_appearance_binding_reads_the_latest_frame_alone_and_offers_a_still_key(
     assert field(torch.randn(2, 4, 4, 4), text).abs().max() < 1e-6
 
 
+def test_null_rows_are_warped_by_the_free_field_or_an_unturned_word_field_and_the_others_as_before():
+    """`NullField` rows (guidance's caption-free branches): with no words their displacement is the free field
+    itself; with words, the word field those words give, unsigned (no turn); the other rows keep their own;
+    an encoder without words refuses them."""
+    from vidgen.context import NullField, SpatialEncoder
+    from vidgen.fields import latest_frame
+    torch.manual_seed(0)
+    enc = SpatialEncoder(4, 8, [(8, 1)], 4, differences=True, text_dim=6, flow=True, words=True,
+                         word_binding="appearance")
+    with torch.no_grad():  # the zero-initialised parts (word and free fields, output heads) made to act
+        for param in enc.parameters():
+            if param.dim() > 1 and param.abs().max() == 0:
+                param.normal_(std=0.1)
+    ctx, text, caption = inputs()[3], torch.randn(2, 5, 6), torch.randn(2, 5, 6)
+    residuals, flow, guide = enc(*ctx.as_args(), text=text)
+    rows = torch.tensor([True, False])
+    mixed, mixed_flow, mixed_guide = enc(*ctx.as_args(), text=text, null=NullField(rows))
+    assert torch.equal(mixed_flow[0], guide[0]) and torch.equal(mixed_flow[1], flow[1])
+    assert torch.equal(mixed_guide, guide) and not torch.allclose(flow[0], guide[0], atol=1e-3)
+    assert torch.equal(mixed[0][1], residuals[0][1]) and not torch.allclose(mixed[0][0], residuals[0][0])
+    unturned = enc(*ctx.as_args(), text=text, null=NullField(rows, caption))[1]
+    latest = latest_frame(ctx.frames, ctx.offsets, ctx.mask)
+    assert torch.allclose(unturned[0], enc.word_field(latest, caption)[0], atol=1e-6)
+    assert torch.equal(unturned[1], flow[1]) and not torch.allclose(unturned[0], flow[0], atol=1e-3)
+    plain = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, flow=True)
+    with pytest.raises(ValueError, match="words"):
+        plain(*ctx.as_args(), text=text, null=NullField(rows))
+
+
 def test_appearance_binding_turns_each_object_as_a_whole_and_only_once_the_context_moves():
     """Object signs: places bound to the same words turn together when the guide, summed over them, points back
     (even where it locally agrees); another object's places keep their direction; a word's own displacement

@@ -51,6 +51,8 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "guidance_scale": ["generate", "a cat", *m, "--guidance", "-2", *out],
         "context_guidance_scale": ["generate", "a cat", *m, "--context-guidance", "-1", *out],
         "later_guidance_scale": ["generate", "a cat", *m, "--later-guidance", "-1", *out],
+        "null_field: got 'sideways'": ["generate", "a cat", *m, "--null-field", "sideways", *out],
+        "'free' and 'unturned' need one trained with flow_words": ["generate", "a cat", *m, "--null-field", "free", *out],
         "mode": ["generate", "a cat", *m, "--mode", "sideways", *out],
         "scheduler": ["generate", "a cat", *m, "--scheduler", "lms", *out],
         "image: could not read": ["generate", "a cat", *m, "--image", broken / "not-an-image.png", *out],

@@ -16,7 +16,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
-from .context import ContextEncoder, SpatialEncoder
+from .context import ContextEncoder, NullField, SpatialEncoder
 from .fields import INTERPOLATIONS, WORD_BINDINGS
 from .errors import VidgenError
 
@@ -225,7 +225,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
 
     # ---- encoding a context ------------------------------------------------------------------------------
 
-    def encode(self, frames, offsets, anchor, levels, mask, text, drop: torch.Tensor | None = None) -> Context:
+    def encode(self, frames, offsets, anchor, levels, mask, text, drop: torch.Tensor | None = None,
+               null: NullField | None = None) -> Context:
         """Encode context frames once.
 
         Args:
@@ -234,6 +235,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             context frame. mask: (b, k) bool, which of the k slots hold a frame. text: (b, L, d) text tokens,
             or (b, L, 2d) with the word embeddings appended (spatial_text_words).
             drop: (b,) bool, samples whose context is replaced by the null context (guidance, dropout).
+            null: rows whose displacement field is not their own word field's (`NullField`; its words in the
+                layout of `text`).
         """
         kv = residuals = flow = guide = None
         text, words = split_text(text, self.config.cross_attention_dim)
@@ -248,10 +251,16 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             kv = [layer.project_context(tokens) for layer in self.layers]
         if self.config.spatial_path:
             residuals, flow, guide = self.spatial(frames, offsets, anchor, levels, mask,
-                                     words if self.config.spatial_text_words else text)
+                                     words if self.config.spatial_text_words else text, self._null_words(null))
             if keep is not None:
                 residuals = [r * keep[:, None, None, None] for r in residuals]
         return Context(kv, residuals, flow, self.config.get("flow_interpolation", "bilinear"), guide)
+
+    def _null_words(self, null: NullField | None) -> NullField | None:
+        """`null` with its words in the spatial path's layout (the word embeddings of spatial_text_words)."""
+        if null is None or null.words is None or not self.config.spatial_text_words:
+            return null
+        return NullField(null.rows, split_text(null.words, self.config.cross_attention_dim)[1])
 
     @contextlib.contextmanager
     def active(self, context: Context | None):
@@ -285,8 +294,8 @@ class VideoDenoiser(nn.Module):
         self.adapter = adapter
         adapter.attach(unet)
 
-    def condition(self, frames, offsets, anchor, levels, mask, text, drop=None) -> Context:
-        return self.adapter.encode(frames, offsets, anchor, levels, mask, text, drop)
+    def condition(self, frames, offsets, anchor, levels, mask, text, drop=None, null=None) -> Context:
+        return self.adapter.encode(frames, offsets, anchor, levels, mask, text, drop, null)
 
     def predict(self, x: torch.Tensor, t, text: torch.Tensor, context: Context | None) -> torch.Tensor:
         """The base model's output (ε or v, per its `prediction_type`) for `x` given `context`."""

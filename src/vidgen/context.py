@@ -28,6 +28,7 @@ Forcing) is a data change, not a model change.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from diffusers.models.embeddings import get_timestep_embedding
@@ -128,6 +129,15 @@ def frame_differences(frames, offsets, mask) -> torch.Tensor:
     return (frames - neighbour) * match.any(dim=2).to(frames.dtype)[..., None, None, None]
 
 
+@dataclass
+class NullField:
+    """Rows of a batch whose displacement is not their own word field's (guidance's caption-free branches,
+    `Guidance.null_field`): with `words` None, the free field (the context's own motion); else the word field read
+    off `words` (b, L, d), e.g. the caption's, unsigned: the caption's motion with no turn."""
+    rows: torch.Tensor  # (b,) bool
+    words: torch.Tensor | None = None
+
+
 class FieldBlock(nn.Module):
     """x + conv(SiLU(conv(x))), both 3×3 dilated by 2, the second zero-initialised: a block that starts as the
     identity, so that it deepens a trained free field's head without changing what it computes."""
@@ -224,10 +234,10 @@ class SpatialEncoder(nn.Module):
                                 / math.sqrt(text.shape[-1]), dim=-1)
         return torch.einsum("bql,bld->bqd", weights, text).flatten(1)
 
-    def forward(self, frames, offsets, anchor, levels, mask, text=None):
+    def forward(self, frames, offsets, anchor, levels, mask, text=None, null: NullField | None = None):
         """→ (residuals, one per entry of `residuals`; the displacement field (b, 2, h, w) in latent pixels the
         pooled map was warped by, None without `flow`; with `words`, the free field that signed it (trained by
-        the displacement loss too), else None)."""
+        the displacement loss too), else None). `null` (with `words`): rows warped otherwise (`NullField`)."""
         b, k = frames.shape[:2]
         appearance = self.word_field is not None and self.word_field.binding == "appearance"
         latest = latest_frame(frames, offsets, mask) if appearance else None  # b c h w
@@ -245,6 +255,8 @@ class SpatialEncoder(nn.Module):
             scale, shift = self.text_film(words).chunk(2, dim=-1)
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
         flow = guide = None
+        if null is not None and self.word_field is None:
+            raise ValueError("null rows need words (their field is the free field or an unturned word field)")
         if self.flow is not None:
             source = pooled
             if self.walls is not None:  # how near each place is to the frame's edges (fields.edge_map)
@@ -258,6 +270,9 @@ class SpatialEncoder(nn.Module):
                 source = latest.to(pooled.dtype) if appearance else pooled
                 moving = mask.sum(dim=1) >= 2  # (b,): the context shows a motion (frame 1's holds frame 0 alone)
                 guide, flow = flow, self.word_field(source, text, flow.detach(), self.sign_margin, moving)
+                if null is not None:
+                    other = guide if null.words is None else self.word_field(source, null.words)  # unsigned
+                    flow = torch.where(null.rows[:, None, None, None], other, flow)
             pooled = warp(pooled, flow.to(pooled.dtype), self.interpolation)
         pyramid = {1: self.mix(pooled)}
         x = pyramid[1]

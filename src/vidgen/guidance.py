@@ -5,18 +5,24 @@ Context guidance too:     ε̂ = ε(∅, ∅) + w_x [ε(ctx, ∅) − ε(∅, �
 A frame drawn given other frames may take its own w_t (`later_text_scale`): the caption's motion words act
 through the adapter, so w_t > 1 scales the motion as well as the look (measured: the shipped adapter's objects
 move 1.23× the real step at w_t = 3 given real frames, 0.96× at w_t = 1), while the look is held by the context.
+That is because the caption-free branch ε(ctx, ∅) moves less (0.78×): its word field reads no motion words. With
+`null_field="free"` the caption-free branches are warped by the adapter's free field instead (read off the context
+frames, flow_words adapters): ε(ctx, ∅) then carries the context's own motion (1.02×), and guidance at w_t = 3
+amplifies what the caption adds, not the speed (0.95×). With `null_field="unturned"` they are warped by the
+caption's own word field unsigned (its motion with no turn): guidance then amplifies the turns alone.
 All branches run as one batch. The context encoder reads the text, so the text-free branches encode their own
 context with the null text; each branch keeps its own cached keys/values (they are rows of one batch).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from einops import rearrange
 
 from .adapter import VideoDenoiser
+from .context import NullField
 from .fields import warp
 from .sampling import FrameContext, joint_context
 
@@ -26,12 +32,13 @@ class Guidance:
     text_scale: float = 5.0  # w_t; 1 disables text guidance
     context_scale: float = 1.0  # w_x; 1 disables context guidance
     later_text_scale: float | None = None  # w_t of a frame drawn given other frames; None: text_scale
+    null_field: str = "words"  # the caption-free branches' displacement: "words" (as trained) | "free" | "unturned"
 
     def given(self, has_context: bool) -> "Guidance":
         """The guidance of a frame drawn with (`has_context`) or without other frames."""
         if not has_context or self.later_text_scale is None:
-            return Guidance(self.text_scale, self.context_scale)
-        return Guidance(self.later_text_scale, self.context_scale)
+            return replace(self, later_text_scale=None)
+        return replace(self, text_scale=self.later_text_scale, later_text_scale=None)
 
     @property
     def branches(self) -> list[tuple[bool, bool]]:
@@ -65,13 +72,17 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
         n = len(branches)
         texts = torch.cat([text if use_text else null_text for _, use_text in branches])
         drop = torch.cat([torch.full((b,), not use_ctx, device=text.device) for use_ctx, _ in branches])
+        null = None
+        if guidance.null_field != "words":
+            rows = torch.cat([torch.full((b,), not use_text, device=text.device) for _, use_text in branches])
+            null = NullField(rows, text.repeat(n, 1, 1) if guidance.null_field == "unturned" else None)
         args = ctx.repeat(n).as_args()
         args = (args[0].to(text.dtype), *args[1:])
 
         base_only = base_first and not bool(ctx.mask.any())  # every sample of the batch has an empty context
 
         def condition():  # None: the base model alone, no adapter context
-            return None if base_only else denoiser.condition(*args, texts, drop)
+            return None if base_only else denoiser.condition(*args, texts, drop, null)
 
         cached = condition() if cache else None
 

@@ -27,6 +27,7 @@ SCHEDULERS = {
 }
 SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing: where the sampled steps lie
 FIRST_FRAME = ("adapter", "base")  # GenerationConfig.first_frame
+NULL_FIELDS = ("words", "free", "unturned")  # GenerationConfig.null_field
 SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 
 
@@ -40,6 +41,9 @@ class GenerationConfig:
     guidance_scale: float = 5.0  # text guidance w_t (1 = off)
     context_guidance_scale: float = 1.0  # context guidance w_x (1 = off)
     later_guidance_scale: float | None = None  # text guidance of frames drawn given other frames (None: guidance_scale)
+    null_field: str = "words"  # displacement of guidance's caption-free branches: words (the word field, as
+    #     trained) | free (the free field read off the context) | unturned (the caption's word field without its
+    #     turns); the last two for adapters with flow_words
     negative_prompt: str | None = None
     mode: str = "autoregressive"  # autoregressive | joint
     scheduler: str = "ddim"  # ddim | dpm++ | euler | unipc
@@ -53,7 +57,8 @@ class GenerationConfig:
     #                               (the adapter's empty-context conditional) | base (the base model alone)
 
     def guidance(self) -> Guidance:
-        return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale)
+        return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
+                        self.null_field)
 
     def validate(self, num_train_timesteps: int) -> None:
         check(self.num_frames >= 1, "num_frames", self.num_frames, "an integer ≥ 1")
@@ -61,6 +66,7 @@ class GenerationConfig:
         check(self.guidance_scale >= 0, "guidance_scale", self.guidance_scale, "a number ≥ 0")
         check(self.later_guidance_scale is None or self.later_guidance_scale >= 0, "later_guidance_scale",
               self.later_guidance_scale, "a number ≥ 0")
+        check(self.null_field in NULL_FIELDS, "null_field", self.null_field, " | ".join(NULL_FIELDS))
         check(self.context_guidance_scale >= 0, "context_guidance_scale", self.context_guidance_scale,
               "a number ≥ 0")
         check(self.mode in {m.value for m in Mode}, "mode", self.mode, "'autoregressive' or 'joint'")
@@ -238,6 +244,8 @@ class VideoPipeline:
         flow = self.denoiser.adapter.config.get("spatial_flow", False)
         check(config.start != Start.CARRY.value or flow, "start", config.start,
               "'noise' or 'previous' with this adapter ('carry' needs one trained with spatial_flow)")
+        check(config.null_field == "words" or self.denoiser.adapter.config.get("flow_words", False), "null_field",
+              config.null_field, "'words' with this adapter ('free' and 'unturned' need one trained with flow_words)")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)
