@@ -346,6 +346,11 @@ def test_hard_frames_are_the_ones_the_init_field_misses_and_are_drawn_as_weighed
         want = (warp(latents[:, i - 1], field) - latents[:, i]).square().flatten(1).mean(dim=1)
         assert torch.allclose(errors[:, i], want, rtol=1e-5)
     assert errors[:, 4:].min() > 5 * errors[:, 2:4].max()  # the turn misses everywhere, the edge one column
+    signs = field_errors(adapter, data, window=4, interpolation="bilinear", rank="sign")  # --hard-rank sign
+    for i in range(2, 6):
+        back = (warp(latents[:, i - 1], -field) - latents[:, i]).square().flatten(1).mean(dim=1)
+        assert torch.allclose(signs[:, i], errors[:, i] - back, rtol=1e-4, atol=1e-6)
+    assert (signs[:, 2:4] < 0).all() and (signs[:, 4:] > 0).all()  # wrong way only after the turn
 
     cfg = config(tiny_model, video_folder, tmp_path / "run", num_frames=6, spatial_flow=True, hard_frames=5.0,
                  init_adapter=str(tmp_path / "init"), batch_size=512, joint_fraction=0.0)
@@ -369,6 +374,8 @@ def test_hard_frames_are_the_ones_the_init_field_misses_and_are_drawn_as_weighed
             config(tiny_model, video_folder, tmp_path, hard_frames=bad).validate()
     with pytest.raises(VidgenError, match="hard_frames: got 2.0; expected 1 unless --init-adapter"):
         config(tiny_model, video_folder, tmp_path, hard_frames=2.0, spatial_flow=True).validate()
+    with pytest.raises(VidgenError, match="hard_rank: got 'size'; expected loss or sign"):
+        config(tiny_model, video_folder, tmp_path, hard_rank="size").validate()
 
 
 def test_own_context_takes_context_frames_from_own_videos_and_keeps_real_targets(pipe, tiny_model, video_folder,

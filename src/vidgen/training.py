@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 LOSS_WEIGHTINGS = ("none", "x0")
+HARD_RANKS = ("loss", "sign")  # hard_frames: rank by the field's displacement loss, or by how much better it fits reversed
 OWN_FROM = ("first", "previous")  # own-context videos: run on from the real frame 0, or each frame from the real ones
 X0_WEIGHT_CAP = 20.0  # "x0" weighting of an ε-prediction loss: 1/SNR, at most this (SNR ≥ 0.05)
 
@@ -110,6 +111,8 @@ class TrainConfig:
     #                           HARD_SHARE of clip frames from frame 2 on, by the displacement loss given their
     #                           real context: a bounce the field did not foresee) are drawn this many times as
     #                           often as the others (1: every frame alike); needs --init-adapter with a field
+    hard_rank: str = "loss"  # what ranks them: "loss", or "sign": the displacement loss of the field minus that of
+    #                          the field reversed (frames where it points the wrong way, as at an unforeseen bounce)
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -119,7 +122,7 @@ class TrainConfig:
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
               "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
               "flow_sign_margin": 0.0, "flow_walls": False, "flow_partial_turn": False, "flow_depth": 0,
-              "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0}
+              "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0, "hard_rank": "loss"}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -147,6 +150,7 @@ class TrainConfig:
         check(1 <= self.hard_frames < math.inf, "hard_frames", self.hard_frames, "a finite number ≥ 1")
         check(self.hard_frames == 1 or (self.init_adapter is not None and self.spatial_flow), "hard_frames",
               self.hard_frames, "1 unless --init-adapter gives a trained adapter with --spatial-flow to rank frames")
+        check(self.hard_rank in HARD_RANKS, "hard_rank", self.hard_rank, " or ".join(HARD_RANKS))
         if self.oversample is not None:
             self.oversample_rule()
         check_adapter_options(**self.adapter_options())
@@ -288,9 +292,11 @@ HARD_SHARE = 0.1  # hard_frames: the share of clip frames (from frame 2 on) that
 
 
 @torch.no_grad()
-def field_errors(adapter, data: TrainingData, window: int, interpolation: str, clips_per_batch: int = 4) -> torch.Tensor:
+def field_errors(adapter, data: TrainingData, window: int, interpolation: str, clips_per_batch: int = 4,
+                 rank: str = "loss") -> torch.Tensor:
     """(N, f): per clip frame i ≥ 2, the displacement loss of `adapter`'s field given frame i's real clean context
-    (mean squared latent error of frame i−1 warped by it, against frame i); NaN for frames 0 and 1 (frame 1's
+    (mean squared latent error of frame i−1 warped by it, against frame i); with `rank` "sign", that loss minus
+    the loss of the field reversed (> 0 where it points the wrong way). NaN for frames 0 and 1 (frame 1's
     context shows no motion to carry on)."""
     n, f = data.latents.shape[:2]
     device, dtype = next(adapter.parameters()).device, next(adapter.parameters()).dtype
@@ -306,29 +312,32 @@ def field_errors(adapter, data: TrainingData, window: int, interpolation: str, c
         before = data.latents[clips, 1:f - 1].flatten(0, 1).to(device, dtype)
         after = data.latents[clips, 2:].flatten(0, 1).to(device, dtype)
         err = (warp(before, field, interpolation) - after).float().square().flatten(1).mean(dim=1)
+        if rank == "sign":
+            err = err - (warp(before, -field, interpolation) - after).float().square().flatten(1).mean(dim=1)
         out[clips, 2:] = err.cpu().view(len(clips), len(targets))
     return out
 
 
 def add_hard_frames(data: TrainingData, config: TrainConfig, adapter) -> None:
     """Set `data.frame_weights`: the HARD_SHARE of clip frames (from frame 2 on) whose `field_errors` under the
-    init adapter are largest weigh `config.hard_frames`, the others 1; cached on disk, keyed by the adapter's
-    weights and the clips, so that a resumed run draws the same."""
+    init adapter (ranked as `config.hard_rank` says) are largest weigh `config.hard_frames`, the others 1; cached
+    on disk, keyed by the adapter's weights and the clips, so that a resumed run draws the same."""
     def rank() -> torch.Tensor:
         was_training = adapter.training
         adapter.eval()
-        errors = field_errors(adapter, data, config.window, config.flow_interpolation)
+        errors = field_errors(adapter, data, config.window, config.flow_interpolation, rank=config.hard_rank)
         adapter.train(was_training)
         return errors
 
     errors = init_adapter_cache(config, "field-errors", "errors", rank,
                                 [config.window, config.flow_interpolation, list(data.latents.shape),
-                                 float(data.latents.double().sum())])
+                                 float(data.latents.double().sum()),
+                                 *([config.hard_rank] if config.hard_rank != "loss" else [])])
     ranked = errors[:, 2:].flatten()
     cut = torch.quantile(ranked, 1 - HARD_SHARE)
     hard = errors >= cut  # NaN (frames 0, 1) compares False
     data.frame_weights = torch.where(hard, config.hard_frames, 1.0)
-    print(f"hard frames: {int(hard.sum())} of {ranked.numel()} clip frames (displacement loss ≥ {cut:.4f}, median "
+    print(f"hard frames: {int(hard.sum())} of {ranked.numel()} clip frames ({config.hard_rank} score ≥ {cut:.4f}, median "
           f"{ranked.median():.4f}) drawn {config.hard_frames:g}× as often")
 
 
