@@ -1,5 +1,6 @@
 """Training: the loss goes down, resuming is exact, data problems are reported, not fatal."""
 
+import dataclasses
 import json
 
 import pytest
@@ -358,6 +359,9 @@ def test_hard_frames_are_the_ones_the_init_field_misses_and_are_drawn_as_weighed
     add_hard_frames(data, cfg, adapter)
     hard = data.frame_weights == 5.0
     assert hard.any() and not hard[:, :4].any() and (data.frame_weights[~hard] == 1.0).all()
+    signed = TrainingData(latents, data.caption_ids, data.texts, data.null_text)
+    add_hard_frames(signed, dataclasses.replace(cfg, hard_rank="sign"), adapter)
+    assert (signed.frame_weights == 5.0).any() and not (signed.frame_weights[:, :4] == 5.0).any()
     monkeypatch.setattr("vidgen.training.field_errors", lambda *a, **k: pytest.fail("not read from the cache"))
     again = TrainingData(latents, data.caption_ids, data.texts, data.null_text)
     add_hard_frames(again, cfg, adapter)

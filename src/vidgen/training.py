@@ -112,7 +112,8 @@ class TrainConfig:
     #                           real context: a bounce the field did not foresee) are drawn this many times as
     #                           often as the others (1: every frame alike); needs --init-adapter with a field
     hard_rank: str = "loss"  # what ranks them: "loss", or "sign": the displacement loss of the field minus that of
-    #                          the field reversed (frames where it points the wrong way, as at an unforeseen bounce)
+    #                          the field reversed (frames where it points the wrong way, as at an unforeseen bounce;
+    #                          only frames clearly above 0 count)
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -288,7 +289,8 @@ def add_own_videos(data: TrainingData, config: TrainConfig, pipe) -> None:
     data.own_weights[chosen] = weights[chosen]
 
 
-HARD_SHARE = 0.1  # hard_frames: the share of clip frames (from frame 2 on) that count as hard
+HARD_SHARE = 0.1  # hard_frames: the share of clip frames (from frame 2 on) that count as hard (at most)
+SIGN_TOLERANCE = 1e-3  # hard_rank "sign": a hard frame's score exceeds this share of the median |score|
 
 
 @torch.no_grad()
@@ -335,6 +337,8 @@ def add_hard_frames(data: TrainingData, config: TrainConfig, adapter) -> None:
                                  *([config.hard_rank] if config.hard_rank != "loss" else [])])
     ranked = errors[:, 2:].flatten()
     cut = torch.quantile(ranked, 1 - HARD_SHARE)
+    if config.hard_rank == "sign":  # only frames the reversed field fits clearly better (a still object scores ~0)
+        cut = torch.maximum(cut, SIGN_TOLERANCE * ranked.abs().median())
     hard = errors >= cut  # NaN (frames 0, 1) compares False
     data.frame_weights = torch.where(hard, config.hard_frames, 1.0)
     print(f"hard frames: {int(hard.sum())} of {ranked.numel()} clip frames ({config.hard_rank} score ≥ {cut:.4f}, median "
