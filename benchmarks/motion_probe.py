@@ -30,7 +30,8 @@ from common import cli, write_results  # noqa: E402
 
 
 def turns(centres: np.ndarray, axis: int) -> list[int]:
-    """The frames i ≥ 2 at which the real object comes off a wall: its step i−1 → i runs against step i−2 → i−1."""
+    """The frames i ≥ 2 at which the real object comes off a wall: its step i−1 → i runs against the one
+    before."""
     step = np.diff(centres[:, axis])
     return [i for i in range(2, len(centres)) if step[i - 1] * step[i - 2] < 0 and abs(step[i - 1]) > 0.5]
 

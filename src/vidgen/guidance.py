@@ -67,7 +67,8 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
     model alone, the adapter switched off (text guidance only)."""
     def build(ctx: FrameContext):
         b = ctx.frames.shape[0]
-        frame_guidance = guidance.given(bool(ctx.mask.any()))
+        has_context = bool(ctx.mask.any())  # False: every sample of the batch has an empty context
+        frame_guidance = guidance.given(has_context)
         branches = frame_guidance.branches
         n = len(branches)
         texts = torch.cat([text if use_text else null_text for _, use_text in branches])
@@ -79,7 +80,7 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
         args = ctx.repeat(n).as_args()
         args = (args[0].to(text.dtype), *args[1:])
 
-        base_only = base_first and not bool(ctx.mask.any())  # every sample of the batch has an empty context
+        base_only = base_first and not has_context
 
         def condition():  # None: the base model alone, no adapter context
             return None if base_only else denoiser.condition(*args, texts, drop, null)

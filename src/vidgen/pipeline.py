@@ -332,8 +332,9 @@ class VideoPipeline:
                  output: str | Path | None = None, fps: float = 8, **options) -> VideoOutput:
         """Generate a video. Options are the fields of `GenerationConfig` (num_frames, height, width,
         num_inference_steps, guidance_scale, context_guidance_scale, later_guidance_scale, null_field,
-        negative_prompt, mode, scheduler, window, start, strength, context_noise, first_frame). `image`: a first frame (path, PIL image or array); `video`: a clip
-        (path or (f, h, w, 3) array) to continue; both autoregressive only. With `output`, frames are also
+        negative_prompt, mode, scheduler, window, start, strength, context_noise, first_frame). `image`: a first
+        frame (path, PIL image or array); `video`: a clip (path or (f, h, w, 3) array) to continue; both
+        autoregressive only. With `output`, frames are also
         streamed to that file as they are made."""
         config = self._config(prompt, options)
         writer = VideoWriter(output, fps) if output is not None else contextlib.nullcontext()

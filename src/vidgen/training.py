@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 LOSS_WEIGHTINGS = ("none", "x0")
-HARD_RANKS = ("loss", "sign")  # hard_frames: rank by the field's displacement loss, or by how much better it fits reversed
+HARD_RANKS = ("loss", "sign")  # hard_frames: rank by the field's loss, or by how much better it fits reversed
 OWN_FROM = ("first", "previous")  # own-context videos: run on from the real frame 0, or each frame from the real ones
 X0_WEIGHT_CAP = 20.0  # "x0" weighting of an ε-prediction loss: 1/SNR, at most this (SNR ≥ 0.05)
 
@@ -313,9 +313,11 @@ def field_errors(adapter, data: TrainingData, window: int, interpolation: str, c
                                text.to(device, dtype)).flow
         before = data.latents[clips, 1:f - 1].flatten(0, 1).to(device, dtype)
         after = data.latents[clips, 2:].flatten(0, 1).to(device, dtype)
-        err = (warp(before, field, interpolation) - after).float().square().flatten(1).mean(dim=1)
-        if rank == "sign":
-            err = err - (warp(before, -field, interpolation) - after).float().square().flatten(1).mean(dim=1)
+
+        def loss(shift: torch.Tensor) -> torch.Tensor:  # per frame: frame i−1 warped by `shift` against frame i
+            return (warp(before, shift, interpolation) - after).float().square().flatten(1).mean(dim=1)
+
+        err = loss(field) - loss(-field) if rank == "sign" else loss(field)
         out[clips, 2:] = err.cpu().view(len(clips), len(targets))
     return out
 
@@ -341,8 +343,8 @@ def add_hard_frames(data: TrainingData, config: TrainConfig, adapter) -> None:
         cut = torch.maximum(cut, SIGN_TOLERANCE * ranked.abs().median())
     hard = errors >= cut  # NaN (frames 0, 1) compares False
     data.frame_weights = torch.where(hard, config.hard_frames, 1.0)
-    print(f"hard frames: {int(hard.sum())} of {ranked.numel()} clip frames ({config.hard_rank} score ≥ {cut:.4f}, median "
-          f"{ranked.median():.4f}) drawn {config.hard_frames:g}× as often")
+    print(f"hard frames: {int(hard.sum())} of {ranked.numel()} clip frames ({config.hard_rank} score ≥ {cut:.4f}, "
+          f"median {ranked.median():.4f}) drawn {config.hard_frames:g}× as often")
 
 
 def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Tensor, prediction_type: str,
