@@ -22,7 +22,7 @@ from direction_split import by_motion
 from vidgen.data.shapes import BACKGROUNDS, COLOURS, parse_caption
 from vidgen.eval.evaluate import summarize
 from vidgen.data.video_folder import read_captions
-from vidgen.eval.scorer import blobs, colour_masks, score_video
+from vidgen.eval.scorer import blobs, colour_masks, detect, score_video
 from vidgen.video import read_video
 
 
@@ -32,6 +32,26 @@ def mistakes(image: np.ndarray, caption: str) -> tuple[int, int]:
     masks = colour_masks(image, np.array(BACKGROUNDS[scene.background], np.float32), list(COLOURS))
     found = [blobs(masks[o.colour][0], image.shape[1]) for o in scene.objects]
     return sum(max(n - 1, 0) for n in found), sum(n == 0 for n in found)
+
+
+def gaps(image: np.ndarray, caption: str) -> list[tuple[float, float | None]]:
+    """Per caption object found in one (1, S, S, 3) image: the pixels between its extent and the nearest frame
+    edge, and between it and the wall it moves towards (None for a still object)."""
+    scene = parse_caption(caption)
+    size = image.shape[1]
+    masks = colour_masks(image, np.array(BACKGROUNDS[scene.background], np.float32), [o.colour for o in scene.objects])
+    out = []
+    for obj in scene.objects:
+        found = detect(masks[obj.colour][0], size)
+        if not found.present:
+            continue
+        h, (x, y) = obj.half_extent(size), found.centre
+        step = obj.velocity(size)
+        axis = 0 if step[0] else 1
+        ahead = None if obj.direction is None else \
+            (size - h - found.centre[axis] if step[axis] > 0 else found.centre[axis] - h)
+        out.append((min(x - h, size - h - x, y - h, size - h - y), ahead))
+    return out
 
 
 def objects_right(score, copies: int, missing: int) -> bool:
@@ -44,8 +64,12 @@ def split(folder: Path) -> dict:
     first, later, carried, inherited = [], [], [], []
     counted = {1: [], 2: []}  # objects in the caption → [first frame's objects right]
     motion = {True: [], False: []}  # first frame's objects right → [whole video's score]
+    edge, ahead = [], []  # per object found in frame 0: pixels to the nearest edge, to the wall ahead
     for path, caption in read_captions(folder):
         frames = read_video(path)
+        for to_edge, to_wall in gaps(frames[:1], caption):
+            edge.append(to_edge)
+            ahead += [] if to_wall is None else [to_wall]
         frame_0 = score_video(frames[:1], caption)
         head = frame_0.attributes_correct
         tail = score_video(frames[1:], caption).attributes_correct
@@ -61,6 +85,8 @@ def split(folder: Path) -> dict:
     return {"videos": len(first), "frame_0": mean(first), "frames_1_on": mean(later),
             "frames_1_on_when_frame_0_right": mean(carried), "frames_1_on_when_frame_0_wrong": mean(inherited),
             "frame_0_wholly_right": int(sum(h == 1.0 for h in first)),
+            "frame_0_px_to_nearest_edge_median": round(float(np.median(edge)), 1) if edge else None,
+            "frame_0_px_to_wall_ahead_median": round(float(np.median(ahead)), 1) if ahead else None,
             **{f"frame_0_objects_right_{n}_object{'s' * (n > 1)}": f"{sum(c)} of {len(c)}" for n, c in counted.items()},
             **{f"videos_frame_0_objects_{'right' if ok else 'wrong'}": motion_summary(scores)
                for ok, scores in motion.items()}}

@@ -54,6 +54,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "null_field: got 'sideways'": ["generate", "a cat", *m, "--null-field", "sideways", *out],
         "'free' and 'unturned' need one trained with flow_words": ["generate", "a cat", *m, "--null-field", "free",
                                                                    *out],
+        "first_frame_candidates": ["generate", "a cat", *m, "--first-frame-candidates", "0", *out],
         "mode": ["generate", "a cat", *m, "--mode", "sideways", *out],
         "scheduler": ["generate", "a cat", *m, "--scheduler", "lms", *out],
         "image: could not read": ["generate", "a cat", *m, "--image", broken / "not-an-image.png", *out],

@@ -104,6 +104,34 @@ def test_first_frame_base_draws_frame_0_with_the_base_alone_and_leaves_later_fra
         live_pipe("a red square", first_frame="vae", **SMALL)
 
 
+def test_first_frame_candidates_open_the_video_with_the_one_of_lowest_denoising_error(live_pipe, monkeypatch):
+    """K candidates are drawn in one batch, all different; the one `denoising_error` ranks lowest is frame 0,
+    scored by the base model alone (no adapter context). A given first frame draws no candidates."""
+    from vidgen import pipeline
+    seen = {}
+
+    def ranked(model, x0, *args, **kwargs):
+        seen["x0"] = x0.clone()
+        seen["base"] = model(x0, torch.full((len(x0),), 500))
+        return torch.tensor([2.0, 0.5, 1.0])
+
+    monkeypatch.setattr(pipeline, "denoising_error", ranked)
+    video = live_pipe("a red square moving right", generator=seeded(2), first_frame_candidates=3, **SMALL).frames
+    x0 = seen["x0"]
+    assert x0.shape[0] == 3 and all(not torch.equal(x0[i], x0[j]) for i, j in ((0, 1), (0, 2), (1, 2)))
+    assert np.array_equal(video[0], live_pipe.decode(x0[1:2])[0]) and len(video) == 4
+    text = live_pipe.encode_prompt("a red square moving right").expand(3, -1, -1)
+    assert torch.allclose(seen["base"], live_pipe.denoiser.predict(x0, torch.full((3,), 500), text, None))
+    frames, error = live_pipe.first_frame_candidates("a red square moving right", generator=seeded(2),
+                                                     first_frame_candidates=3, **SMALL)
+    assert np.array_equal(frames, live_pipe.decode(x0)) and error.tolist() == [2.0, 0.5, 1.0]
+    seen.clear()
+    live_pipe("a red square", image=video[0], first_frame_candidates=3, generator=seeded(2), **SMALL)
+    assert not seen
+    with pytest.raises(VidgenError, match="first_frame_candidates: got 0.*an integer ≥ 1"):
+        live_pipe("a red square", first_frame_candidates=0, **SMALL)
+
+
 @pytest.mark.parametrize("target", ["v.mp4", "v.gif", "v.webm", "frames/"])
 def test_export_round_trip(tmp_path, target):
     video = moving_squares(1, frames=5, size=32)[0][0]

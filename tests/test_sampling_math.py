@@ -179,3 +179,28 @@ def test_carry_start_with_strength_runs_the_last_steps_from_the_carried_frame():
     z = torch.randn(shape, generator=gen)
     a, s = alpha_sigma(scheduler, steps[2])
     assert torch.allclose(frames[1], 2 * frames[0] + 1 + s / a * z, atol=1e-5)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_denoising_error_is_zero_for_the_sample_an_oracle_knows_and_grows_with_distance(prediction_type):
+    """An oracle that knows x* predicts the target exactly for x* noised at any level, so x* scores 0; a sample
+    x* + d scores mean_t(g_t) · mean(d²), with g_t = a_t / (1 − a_t) for ε and 1 / (1 − a_t) for v."""
+    scheduler = DDIMScheduler(**SCHEDULE)
+    ac = scheduler.alphas_cumprod
+    g = torch.Generator().manual_seed(0)
+    best = torch.randn(1, 2, 3, 3, generator=g)
+    step = torch.randn(1, 2, 3, 3, generator=g)
+    samples = torch.cat([best + step, best, best - 2 * step])
+
+    def oracle(x, t):
+        a = ac[t].view(-1, 1, 1, 1)
+        eps = (x - a.sqrt() * best) / (1 - a).sqrt()
+        return eps if prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * best
+
+    levels = (100, 500, 900)
+    error = sampling.denoising_error(oracle, samples, ac, prediction_type, levels, generator=g)
+    a = ac[list(levels)]
+    # ε: ε̂ − ε = √a (x − x*) / √(1 − a); v: v̂ − v = √a (ε̂ − ε) + √(1 − a) (x − x*) = (x − x*) / √(1 − a)
+    gain = a / (1 - a) if prediction_type == "epsilon" else 1 / (1 - a)
+    expected = torch.stack([gain.mean() * (d ** 2).mean() for d in (step, 0 * step, 2 * step)])
+    assert torch.allclose(error, expected, rtol=1e-4, atol=1e-6) and int(error.argmin()) == 1

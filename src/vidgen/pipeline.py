@@ -16,7 +16,7 @@ from PIL import Image
 from .adapter import VideoAdapter, VideoDenoiser
 from .errors import VidgenError, check
 from .guidance import Guidance, frame_model, video_model
-from .sampling import Mode, Start, sample_autoregressive, sample_joint
+from .sampling import FrameContext, Mode, Start, denoising_error, sample_autoregressive, sample_frame, sample_joint
 from .video import VideoWriter, read_video, resize_center_crop
 
 SCHEDULERS = {
@@ -55,6 +55,9 @@ class GenerationConfig:
     strength: float = 1.0  # share of the steps a frame started from a guess (start previous | carry) runs
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
+    first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
+    #     base model, given the caption, finds most likely (lowest denoising error: `denoising_error`);
+    #     autoregressive mode (joint mode draws all frames together and ignores it)
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -77,6 +80,8 @@ class GenerationConfig:
         check(self.start in {s.value for s in Start}, "start", self.start, "'noise', 'previous' or 'carry'")
         check(0 < self.strength <= 1, "strength", self.strength, "a number in (0, 1]")
         check(self.first_frame in FIRST_FRAME, "first_frame", self.first_frame, " | ".join(FIRST_FRAME))
+        check(self.first_frame_candidates >= 1, "first_frame_candidates", self.first_frame_candidates,
+              "an integer ≥ 1")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -317,8 +322,10 @@ class VideoPipeline:
         text, null_text = self._texts(prompt, config)
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base")
-        shape = (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
-                 config.width // self.vae_scale_factor)
+        shape = self._frame_shape(config)
+        if prefix is None and config.first_frame_candidates > 1:  # the likeliest candidate opens the video
+            candidates, error = self._first_frame_candidates(text, null_text, config, shape, generator)
+            prefix = candidates[error.argmin()][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
                                         start=guess or Start(config.start), strength=config.strength,
@@ -328,11 +335,44 @@ class VideoPipeline:
             yield self.decode(latent)[0]
 
     @torch.no_grad()
+    def first_frame_candidates(self, prompt: str, *, generator: torch.Generator | None = None,
+                               **options) -> tuple[np.ndarray, torch.Tensor]:
+        """The `first_frame_candidates` first frames a generation with these options draws, (K, H, W, 3) uint8,
+        and the base model's denoising error of each given the caption (K,): the video opens with the lowest."""
+        config = self._config(prompt, options)
+        text, null_text = self._texts(prompt, config)
+        latents, error = self._first_frame_candidates(text, null_text, config, self._frame_shape(config), generator)
+        return self.decode(latents), error
+
+    def _frame_shape(self, config: GenerationConfig) -> tuple[int, int, int, int]:
+        return (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
+                config.width // self.vae_scale_factor)
+
+    def _first_frame_candidates(self, text, null_text, config: GenerationConfig, shape,
+                                generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame 0 drawn `first_frame_candidates` times in one batch (K, c, h, w), and how well the base model
+        alone denoises each given the caption (K,): lower, the base model finds it more likely."""
+        k = config.first_frame_candidates
+        model = frame_model(self.denoiser, text.expand(k, -1, -1), null_text.expand(k, -1, -1), config.guidance(),
+                            base_first=config.first_frame == "base")
+        scheduler = self.make_scheduler(config)
+        scheduler.set_timesteps(config.num_inference_steps, device=self.device)
+        empty = torch.zeros(k, 0, *shape[1:], device=self.device, dtype=self.dtype)
+        candidates = sample_frame(model(FrameContext.make(empty, [], 0, float(config.context_noise))), scheduler,
+                                  (k, *shape[1:]), config.num_inference_steps, None, generator=generator,
+                                  device=self.device, dtype=self.dtype)
+        base = lambda x, t: self.denoiser.predict(x, t, text.expand(len(x), -1, -1), None)  # noqa: E731
+        error = denoising_error(base, candidates, self.scheduler.alphas_cumprod,
+                                self.scheduler.config.get("prediction_type", "epsilon"), generator=generator)
+        return candidates, error
+
+    @torch.no_grad()
     def __call__(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,
                  output: str | Path | None = None, fps: float = 8, **options) -> VideoOutput:
         """Generate a video. Options are the fields of `GenerationConfig` (num_frames, height, width,
         num_inference_steps, guidance_scale, context_guidance_scale, later_guidance_scale, null_field,
-        negative_prompt, mode, scheduler, window, start, strength, context_noise, first_frame). `image`: a first
+        negative_prompt, mode, scheduler, window, start, strength, context_noise, first_frame,
+        first_frame_candidates). `image`: a first
         frame (path, PIL image or array); `video`: a clip (path or (f, h, w, 3) array) to continue; both
         autoregressive only. With `output`, frames are also
         streamed to that file as they are made."""
@@ -355,8 +395,7 @@ class VideoPipeline:
         text, null_text = self._texts(prompt, config)
         model = video_model(self.denoiser, text, null_text, config.guidance(), config.window,
                             base_first=config.first_frame == "base")
-        shape = (1, config.num_frames, self.denoiser.unet.config.in_channels,
-                 config.height // self.vae_scale_factor, config.width // self.vae_scale_factor)
+        shape = (1, config.num_frames, *self._frame_shape(config)[1:])
         latents = sample_joint(model, self.make_scheduler(config), shape, config.num_inference_steps,
                                generator=generator, device=self.device, dtype=self.dtype)
         for latent in latents[0]:

@@ -164,6 +164,26 @@ def sample_frame(denoiser: Denoiser, scheduler, shape, num_steps: int, guess: to
                    generator, first)
 
 
+ERROR_LEVELS = tuple(range(50, 1000, 100))  # training timesteps at which `denoising_error` noises a sample
+
+
+def denoising_error(model: Denoiser, x0: torch.Tensor, alphas_cumprod: torch.Tensor, prediction_type: str = "epsilon",
+                    levels=ERROR_LEVELS, generator=None) -> torch.Tensor:
+    """Per sample of x0 (k, c, h, w): the model's mean squared error at predicting its own target (ε, or v for
+    `v_prediction`) from x0 noised to each of `levels` (one noise per level, shared by all k, so that samples
+    are compared on the same noise) → (k,). A Monte Carlo estimate of the diffusion training loss, whose
+    weighted form bounds −log p(x0): lower, the model finds x0 more likely (a proxy, as in diffusion
+    classifiers)."""
+    k, n = x0.shape[0], len(levels)
+    t = torch.tensor(levels, device=x0.device)
+    a = alphas_cumprod.to(x0.device, torch.float32)[t].view(1, n, 1, 1, 1).to(x0.dtype)
+    noise = randn_tensor((1, n, *x0.shape[1:]), generator=generator, device=x0.device, dtype=x0.dtype)
+    xt = a.sqrt() * x0[:, None] + (1 - a).sqrt() * noise  # (k, n, c, h, w)
+    target = noise if prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * x0[:, None]
+    out = model(xt.flatten(0, 1), t.repeat(k)).view(k, n, *x0.shape[1:])
+    return ((out - target.expand_as(out)) ** 2).mean(dim=(1, 2, 3, 4))
+
+
 def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], scheduler, shape, num_frames: int,
                           num_steps: int, *, window: int = 4, start: Start | Callable = Start.NOISE,
                           strength: float = 1.0, context_level: int = 0, prefix: torch.Tensor | None = None,
