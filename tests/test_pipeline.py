@@ -122,6 +122,9 @@ def test_first_frame_candidates_open_the_video_with_the_one_of_lowest_denoising_
     assert np.array_equal(video[0], live_pipe.decode(x0[1:2])[0]) and len(video) == 4
     text = live_pipe.encode_prompt("a red square moving right").expand(3, -1, -1)
     assert torch.allclose(seen["base"], live_pipe.denoiser.predict(x0, torch.full((3,), 500), text, None))
+    within = live_pipe("a red square moving right", generator=seeded(2), first_frame_candidates=3,
+                       first_frame_margin=3.0, **SMALL).frames  # 2.0 ≤ (1 + 3) · 0.5: the first drawn is near enough
+    assert np.array_equal(within[0], live_pipe.decode(x0[:1])[0])
     frames, error = live_pipe.first_frame_candidates("a red square moving right", generator=seeded(2),
                                                      first_frame_candidates=3, **SMALL)
     assert np.array_equal(frames, live_pipe.decode(x0)) and error.tolist() == [2.0, 0.5, 1.0]
@@ -130,6 +133,8 @@ def test_first_frame_candidates_open_the_video_with_the_one_of_lowest_denoising_
     assert not seen
     with pytest.raises(VidgenError, match="first_frame_candidates: got 0.*an integer ≥ 1"):
         live_pipe("a red square", first_frame_candidates=0, **SMALL)
+    with pytest.raises(VidgenError, match="first_frame_margin: got -0.1.*a number ≥ 0"):
+        live_pipe("a red square", first_frame_candidates=2, first_frame_margin=-0.1, **SMALL)
 
 
 @pytest.mark.parametrize("target", ["v.mp4", "v.gif", "v.webm", "frames/"])

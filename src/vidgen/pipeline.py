@@ -58,6 +58,9 @@ class GenerationConfig:
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
     #     base model, given the caption, finds most likely (lowest denoising error: `denoising_error`);
     #     autoregressive mode (joint mode draws all frames together and ignores it)
+    first_frame_margin: float = 0.0  # with first_frame_candidates: keep the first candidate drawn whose error is
+    #     within this share of the lowest (0: the lowest), so that the pick leans less on what the base model
+    #     finds likely beyond the caption (where it puts objects, say)
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -82,6 +85,7 @@ class GenerationConfig:
         check(self.first_frame in FIRST_FRAME, "first_frame", self.first_frame, " | ".join(FIRST_FRAME))
         check(self.first_frame_candidates >= 1, "first_frame_candidates", self.first_frame_candidates,
               "an integer ≥ 1")
+        check(self.first_frame_margin >= 0, "first_frame_margin", self.first_frame_margin, "a number ≥ 0")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -323,9 +327,10 @@ class VideoPipeline:
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base")
         shape = self._frame_shape(config)
-        if prefix is None and config.first_frame_candidates > 1:  # the likeliest candidate opens the video
+        if prefix is None and config.first_frame_candidates > 1:  # a likeliest candidate opens the video
             candidates, error = self._first_frame_candidates(text, null_text, config, shape, generator)
-            prefix = candidates[error.argmin()][None, None]
+            near = (error <= (1 + config.first_frame_margin) * error.min()).nonzero()
+            prefix = candidates[near[0, 0]][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
                                         start=guess or Start(config.start), strength=config.strength,
