@@ -343,7 +343,8 @@ class VideoPipeline:
     def first_frame_candidates(self, prompt: str, *, generator: torch.Generator | None = None,
                                **options) -> tuple[np.ndarray, torch.Tensor]:
         """The `first_frame_candidates` first frames a generation with these options draws, (K, H, W, 3) uint8,
-        and the base model's denoising error of each given the caption (K,): the video opens with the lowest."""
+        and the base model's denoising error of each given the caption (K,): the video opens with the first drawn
+        whose error is within `first_frame_margin` of the lowest (0: the lowest)."""
         config = self._config(prompt, options)
         text, null_text = self._texts(prompt, config)
         latents, error = self._first_frame_candidates(text, null_text, config, self._frame_shape(config), generator)
@@ -377,7 +378,7 @@ class VideoPipeline:
         """Generate a video. Options are the fields of `GenerationConfig` (num_frames, height, width,
         num_inference_steps, guidance_scale, context_guidance_scale, later_guidance_scale, null_field,
         negative_prompt, mode, scheduler, window, start, strength, context_noise, first_frame,
-        first_frame_candidates). `image`: a first
+        first_frame_candidates, first_frame_margin). `image`: a first
         frame (path, PIL image or array); `video`: a clip (path or (f, h, w, 3) array) to continue; both
         autoregressive only. With `output`, frames are also
         streamed to that file as they are made."""
