@@ -45,12 +45,10 @@ def gaps(image: np.ndarray, caption: str) -> list[tuple[float, float | None]]:
         found = detect(masks[obj.colour][0], size)
         if not found.present:
             continue
-        h, (x, y) = obj.half_extent(size), found.centre
-        step = obj.velocity(size)
+        h, centre, step = obj.half_extent(size), found.centre, obj.velocity(size)
         axis = 0 if step[0] else 1
-        ahead = None if obj.direction is None else \
-            (size - h - found.centre[axis] if step[axis] > 0 else found.centre[axis] - h)
-        out.append((min(x - h, size - h - x, y - h, size - h - y), ahead))
+        ahead = None if obj.direction is None else (size - h - centre[axis] if step[axis] > 0 else centre[axis] - h)
+        out.append((min(min(c - h, size - h - c) for c in centre), ahead))
     return out
 
 

@@ -29,7 +29,7 @@ from vidgen.data.shapes import parse_caption, sample_scene  # noqa: E402
 from vidgen.errors import check  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
-from vidgen.sampling import denoising_error  # noqa: E402
+from vidgen.sampling import first_within  # noqa: E402
 
 
 def lowest(key: str):
@@ -37,8 +37,8 @@ def lowest(key: str):
 
 
 def within(margin: float):
-    """The first candidate drawn whose error is within `margin` (relative) of the lowest."""
-    return lambda group: next(c for c in group if c["error"] <= (1 + margin) * min(d["error"] for d in group))
+    """The candidate `first_frame_margin` = margin keeps (`sampling.first_within`)."""
+    return lambda group: group[first_within(torch.tensor([c["error"] for c in group]), margin)]
 
 
 def picks(groups: list[list[dict]], rule, k: int | None = None) -> list[dict]:
@@ -78,13 +78,8 @@ def main() -> None:
         frames, error = pipe.first_frame_candidates(caption, generator=torch.Generator().manual_seed(i),
                                                     first_frame_candidates=args.candidates)
         latents = pipe.encode_frames(frames)  # the scorer's frames, encoded again: what the base model sees
-        base = lambda x, t: pipe.denoiser.predict(x, t, null.expand(len(x), -1, -1), None)  # noqa: E731
-        free = denoising_error(base, latents, pipe.scheduler.alphas_cumprod,
-                               generator=torch.Generator().manual_seed(i))
-        text = pipe.encode_prompt(caption)
-        base = lambda x, t: pipe.denoiser.predict(x, t, text.expand(len(x), -1, -1), None)  # noqa: E731
-        given = denoising_error(base, latents, pipe.scheduler.alphas_cumprod,
-                                generator=torch.Generator().manual_seed(i))
+        free, given = (pipe.base_denoising_error(latents, text, torch.Generator().manual_seed(i))
+                       for text in (null, pipe.encode_prompt(caption)))
         group = []
         for j, image in enumerate(frames):
             copies, missing = mistakes(image[None], caption)

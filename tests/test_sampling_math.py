@@ -204,3 +204,9 @@ def test_denoising_error_is_zero_for_the_sample_an_oracle_knows_and_grows_with_d
     gain = a / (1 - a) if prediction_type == "epsilon" else 1 / (1 - a)
     expected = torch.stack([gain.mean() * (d ** 2).mean() for d in (step, 0 * step, 2 * step)])
     assert torch.allclose(error, expected, rtol=1e-4, atol=1e-6) and int(error.argmin()) == 1
+
+
+def test_first_within_keeps_the_first_drawn_near_enough_to_the_lowest():
+    error = torch.tensor([2.0, 0.5, 1.0])
+    assert [sampling.first_within(error, m) for m in (0.0, 1.0, 3.0)] == [1, 1, 0]  # thresholds 0.5, 1.0, 2.0
+    assert sampling.first_within(torch.tensor([1.0, 0.5]), 1.0) == 0

@@ -16,7 +16,8 @@ from PIL import Image
 from .adapter import VideoAdapter, VideoDenoiser
 from .errors import VidgenError, check
 from .guidance import Guidance, frame_model, video_model
-from .sampling import FrameContext, Mode, Start, denoising_error, sample_autoregressive, sample_frame, sample_joint
+from .sampling import (FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive, sample_frame,
+                       sample_joint)
 from .video import VideoWriter, read_video, resize_center_crop
 
 SCHEDULERS = {
@@ -329,8 +330,7 @@ class VideoPipeline:
         shape = self._frame_shape(config)
         if prefix is None and config.first_frame_candidates > 1:  # a likeliest candidate opens the video
             candidates, error = self._first_frame_candidates(text, null_text, config, shape, generator)
-            near = (error <= (1 + config.first_frame_margin) * error.min()).nonzero()
-            prefix = candidates[near[0, 0]][None, None]
+            prefix = candidates[first_within(error, config.first_frame_margin)][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
                                         start=guess or Start(config.start), strength=config.strength,
@@ -367,10 +367,15 @@ class VideoPipeline:
         candidates = sample_frame(model(FrameContext.make(empty, [], 0, float(config.context_noise))), scheduler,
                                   (k, *shape[1:]), config.num_inference_steps, None, generator=generator,
                                   device=self.device, dtype=self.dtype)
+        return candidates, self.base_denoising_error(candidates, text, generator)
+
+    @torch.no_grad()
+    def base_denoising_error(self, latents: torch.Tensor, text: torch.Tensor, generator=None) -> torch.Tensor:
+        """`sampling.denoising_error` of latents (K, c, h, w) under the base model alone (no adapter context)
+        given `text` (an `encode_prompt` output) → (K,): lower, the base model finds a sample more likely."""
         base = lambda x, t: self.denoiser.predict(x, t, text.expand(len(x), -1, -1), None)  # noqa: E731
-        error = denoising_error(base, candidates, self.scheduler.alphas_cumprod,
-                                self.scheduler.config.get("prediction_type", "epsilon"), generator=generator)
-        return candidates, error
+        return denoising_error(base, latents, self.scheduler.alphas_cumprod,
+                               self.scheduler.config.get("prediction_type", "epsilon"), generator=generator)
 
     @torch.no_grad()
     def __call__(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,

@@ -184,6 +184,12 @@ def denoising_error(model: Denoiser, x0: torch.Tensor, alphas_cumprod: torch.Ten
     return ((out - target.expand_as(out)) ** 2).mean(dim=(1, 2, 3, 4))
 
 
+def first_within(error: torch.Tensor, margin: float = 0.0) -> int:
+    """The index of the first sample whose `denoising_error` is within (1 + margin) of the lowest (0: the
+    lowest): a pick among candidates that keeps the draw order unless a sample is clearly less likely."""
+    return int((error <= (1 + margin) * error.min()).nonzero()[0, 0])
+
+
 def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], scheduler, shape, num_frames: int,
                           num_steps: int, *, window: int = 4, start: Start | Callable = Start.NOISE,
                           strength: float = 1.0, context_level: int = 0, prefix: torch.Tensor | None = None,
