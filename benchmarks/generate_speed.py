@@ -5,6 +5,9 @@ fresh process each time, where the time goes (imports, loading the models, gener
     python benchmarks/generate_speed.py        # writes benchmarks/results/generate_speed.{json,md}
 
 Run it with nothing else running: two torch processes on 2 cores slow each other several-fold.
+
+    python benchmarks/generate_speed.py --against="--first-frame-candidates 1"
+    # also times the command with these flags added, interleaved with the default one: the ratio of the medians
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -39,16 +43,23 @@ print(json.dumps({"imports": t1 - t0, "load": t2 - t1, "generate": t3 - t2}))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--against", help="vidgen generate flags to time too, interleaved with the defaults "
+                        "(e.g. --against=\"--first-frame-candidates 1\", with '='): reports both medians and their ratio")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    walls, phases = [], []
+    walls, phases, against = [], [], []
+
+    def wall(command: list[str]) -> float:
+        start = time.perf_counter()
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "video.mp4")
-        for _ in range(args.repeats):  # interleaved: whole command, then the phases
-            start = time.perf_counter()
-            subprocess.run(["vidgen", "generate", PROMPT, "--out", out], check=True, env=env,
-                           stdout=subprocess.DEVNULL)
-            walls.append(time.perf_counter() - start)
+        for _ in range(args.repeats):  # interleaved: whole command, [the other flags,] then the phases
+            walls.append(wall(["vidgen", "generate", PROMPT, "--out", out]))
+            if args.against:
+                against.append(wall(["vidgen", "generate", PROMPT, "--out", out, *shlex.split(args.against)]))
             done = subprocess.run([sys.executable, "-c", PHASES, PROMPT, out], check=True, env=env,
                                   capture_output=True, text=True)
             phases.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -59,6 +70,10 @@ def main() -> None:
         "wall_seconds": walls, "median_wall_seconds": statistics.median(walls),
         "phases_median": {k: statistics.median(p[k] for p in phases) for k in phases[0]},
     }
+    if against:
+        result["against"] = {"flags": args.against, "wall_seconds": against,
+                             "median_wall_seconds": statistics.median(against),
+                             "ratio_of_medians": result["median_wall_seconds"] / statistics.median(against)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "generate_speed.json").write_text(json.dumps(result, indent=2))
     ph = result["phases_median"]
@@ -66,7 +81,11 @@ def main() -> None:
           f"over {args.repeats} runs ({', '.join(f'{w:.1f}' for w in walls)} s), start-up included. "
           f"Where it goes (medians, fresh process each): imports {ph['imports']:.1f} s, loading the models "
           f"{ph['load']:.1f} s, generating 16 frames and writing the mp4 {ph['generate']:.1f} s.\n"
-          f"Reproduce: `python benchmarks/generate_speed.py --repeats {args.repeats}`.\n")
+          + (f"The same with `{args.against}`, interleaved: median {statistics.median(against):.1f} s "
+             f"({', '.join(f'{w:.1f}' for w in against)} s); the defaults take "
+             f"**{result['against']['ratio_of_medians']:.2f}×** its time.\n" if against else "")
+          + "Reproduce: `python benchmarks/generate_speed.py --repeats "
+          f"{args.repeats}{f' --against={shlex.quote(args.against)}' if against else ''}`.\n")
     (RESULTS / "generate_speed.md").write_text(md)
     print(md)
 
