@@ -43,8 +43,8 @@ print(json.dumps({"imports": t1 - t0, "load": t2 - t1, "generate": t3 - t2}))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--against", help="vidgen generate flags to time too, interleaved with the defaults "
-                        "(e.g. --against=\"--first-frame-candidates 1\", with '='): reports both medians and their ratio")
+    parser.add_argument("--against", help="vidgen generate flags to time too, interleaved with the defaults (e.g. "
+                        "--against=\"--first-frame-candidates 1\", with '='): reports both medians and their ratio")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     walls, phases, against = [], [], []
