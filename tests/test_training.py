@@ -179,6 +179,26 @@ def test_start_fraction_targets_frame_one_and_leaves_other_draws_alone(pipe, tin
     assert torch.equal(ctx.frames[~ar], plain["context"].frames[~ar])  # joint examples unchanged
 
 
+def test_first_fraction_targets_frame_zero_with_no_context(pipe, tiny_model, video_folder, tmp_path):
+    """`--first-fraction 1`: every autoregressive example targets frame 0 with an empty context, the frame a
+    video opens with; joint examples and the noise draws stay as they were."""
+    cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, joint_fraction=0.5)
+    data = prepare_data(cfg, pipe, (32, 32))
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    plain = make_batch(data, cfg, alphas, "epsilon", _step_generator(cfg, 0, 0, 0))
+    first = make_batch(data, TrainConfig(**{**cfg.__dict__, "first_fraction": 1.0}), alphas, "epsilon",
+                       _step_generator(cfg, 0, 0, 0))
+    joint = plain["context"].levels[:, :1].squeeze(1) == plain["t"].float()
+    ar = ~joint & (plain["context"].levels[:, 0] <= cfg.context_noise)
+    assert ar.any() and (~ar).any()
+    assert (first["context"].mask[ar].sum(1) == 0).all() and not first["carry"][ar].any()
+    assert not first["history_ok"][ar].any() and plain["history_ok"][ar].any()  # target frame 0: nothing before it
+    assert torch.equal(first["t"], plain["t"]) and torch.equal(first["target"], plain["target"])
+    assert torch.equal(first["context"].frames[~ar], plain["context"].frames[~ar])
+    with pytest.raises(VidgenError, match="first_fraction: got 1.5"):
+        TrainConfig(**{**cfg.__dict__, "first_fraction": 1.5}).validate()
+
+
 def test_oversampled_clips_are_drawn_in_proportion(pipe, tiny_model, video_folder, tmp_path):
     """`--oversample TEXT:FACTOR`: a clip whose caption holds TEXT is drawn FACTOR times as often as another, in
     every micro-batch (within 4 binomial standard deviations over 4,096 draws); a TEXT no caption holds is refused."""

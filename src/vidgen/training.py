@@ -59,6 +59,8 @@ class TrainConfig:
     joint_fraction: float = 0.25  # share of joint-mode examples (the rest autoregressive)
     start_fraction: float = 0.0  # share of autoregressive examples whose target is frame 1, which must start
     #                              the motion from the caption (its context, frame 0, has no velocity)
+    first_fraction: float = 0.0  # share of autoregressive examples whose target is frame 0, drawn with no
+    #                              context (as a video's first frame is), from the start fraction's share on
     still_fraction: float = 0.0  # share of autoregressive examples past frame 1 whose context frames are all
     #                              copies of the previous frame: the context stands still, the motion must come
     #                              from the caption (so that a generated context that lags cannot stop it)
@@ -123,7 +125,8 @@ class TrainConfig:
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
               "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
               "flow_sign_margin": 0.0, "flow_walls": False, "flow_partial_turn": False, "flow_depth": 0,
-              "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0, "hard_rank": "loss"}
+              "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0, "hard_rank": "loss",
+              "first_fraction": 0.0}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -132,8 +135,8 @@ class TrainConfig:
         check(self.steps >= 1, "steps", self.steps, "an integer ≥ 1")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
         check(self.gradient_accumulation >= 1, "gradient_accumulation", self.gradient_accumulation, "an integer ≥ 1")
-        for name in ("joint_fraction", "start_fraction", "still_fraction", "text_dropout", "context_dropout",
-                     "own_context"):
+        for name in ("joint_fraction", "start_fraction", "first_fraction", "still_fraction", "text_dropout",
+                     "context_dropout", "own_context"):
             check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "a number in [0, 1]")
         check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "a number in [0, 1)")
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
@@ -368,6 +371,9 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     if config.start_fraction > 0:  # drawn last, so that runs without it keep their random stream
         start = (torch.rand(B, generator=g) < config.start_fraction) & ~joint
         target_frame = torch.where(start, torch.ones_like(target_frame), target_frame)
+    if config.first_fraction > 0:  # drawn only when set, so that runs without it keep their random stream
+        first = (torch.rand(B, generator=g) < config.first_fraction) & ~joint
+        target_frame = torch.where(first, torch.zeros_like(target_frame), target_frame)
     still = torch.zeros(B, dtype=torch.bool)
     if config.still_fraction > 0:  # drawn after the others, for the same reason
         still = (torch.rand(B, generator=g) < config.still_fraction) & ~joint & (target_frame > 1)
