@@ -9,8 +9,11 @@ accuracy.
     # writes benchmarks/results/first_frame_settings.json
 
 A setting is WHICH:SCHEDULER:STEPS:GUIDANCE, WHICH being `adapter` (the shipped one), `base` (untrained: the
-adapter adds nothing) or the folder of another base model (its own image, e.g. `runs/base-pairs/model`, to
-compare bases side by side). Run it with nothing else running.
+adapter adds nothing), the folder of another adapter on the shipped base (its first frame, e.g.
+`runs/adapter-first/adapter`) or the folder of another base model (its own image, e.g. `runs/base-pairs/model`,
+to compare bases side by side). Frame 0 is drawn once (`--first-frame-candidates 1`) unless told otherwise:
+the demo defaults' pick among two is `--first-frame-candidates 2 --first-frame-margin 0.3`. Run it with nothing
+else running.
 """
 
 from __future__ import annotations
@@ -39,20 +42,28 @@ def main() -> None:
     parser.add_argument("--settings", default="adapter:dpm++:8:3,base:dpm++:8:3")
     parser.add_argument("--num-prompts", type=int, default=48)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-frame-candidates", type=int, default=1)
+    parser.add_argument("--first-frame-margin", type=float, default=0.0)
     parser.add_argument("--name", default="first_frame_settings")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     settings = args.settings.split(",")
     for s in settings:
         parts = s.split(":")
-        which_ok = len(parts) == 4 and (parts[0] in ("adapter", "base") or Path(parts[0], "unet").is_dir())
-        check(which_ok, "setting", s, "WHICH:SCHEDULER:STEPS:GUIDANCE with WHICH adapter, base or a base model's "
-              "folder, e.g. adapter:dpm++:8:3")
+        which_ok = len(parts) == 4 and (parts[0] in ("adapter", "base") or Path(parts[0], "unet").is_dir()
+                                        or Path(parts[0], "config.json").is_file())
+        check(which_ok, "setting", s, "WHICH:SCHEDULER:STEPS:GUIDANCE with WHICH adapter, base, an adapter's or "
+              "a base model's folder, e.g. adapter:dpm++:8:3")
     rng = np.random.default_rng(11)
     captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
-    pipes = {which: VideoPipeline.from_pretrained(BASE if which in ("adapter", "base") else which,
-                                                  ADAPTER if which == "adapter" else None)
-             for which in {s.split(":")[0] for s in settings}}  # only the ones a setting names
+    def pipeline(which: str) -> VideoPipeline:
+        if which in ("adapter", "base"):
+            return VideoPipeline.from_pretrained(BASE, ADAPTER if which == "adapter" else None)
+        if Path(which, "unet").is_dir():
+            return VideoPipeline.from_pretrained(which, None)
+        return VideoPipeline.from_pretrained(BASE, which)
+
+    pipes = {which: pipeline(which) for which in {s.split(":")[0] for s in settings}}  # only the ones named
     results = {}
     for setting in settings:
         which, scheduler, steps, guidance = setting.split(":")
@@ -63,7 +74,9 @@ def main() -> None:
             for seed in range(args.seeds):
                 image = pipes[which](caption, generator=torch.Generator().manual_seed(1000 * k + seed), num_frames=1,
                                      scheduler=scheduler, num_inference_steps=int(steps),
-                                     guidance_scale=float(guidance)).frames
+                                     guidance_scale=float(guidance),
+                                     first_frame_candidates=args.first_frame_candidates,
+                                     first_frame_margin=args.first_frame_margin).frames
                 score = score_video(image, caption)
                 c, m = mistakes(image, caption)
                 right[len(parse_caption(caption).objects)].append(objects_right(score, c, m))
