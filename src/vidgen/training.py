@@ -60,7 +60,8 @@ class TrainConfig:
     start_fraction: float = 0.0  # share of autoregressive examples whose target is frame 1, which must start
     #                              the motion from the caption (its context, frame 0, has no velocity)
     first_fraction: float = 0.0  # share of autoregressive examples whose target is frame 0, drawn with no
-    #                              context (as a video's first frame is), from the start fraction's share on
+    #                              context as a video's first frame is (drawn after start_fraction: it may take
+    #                              some of its examples)
     still_fraction: float = 0.0  # share of autoregressive examples past frame 1 whose context frames are all
     #                              copies of the previous frame: the context stands still, the motion must come
     #                              from the caption (so that a generated context that lags cannot stop it)
