@@ -163,17 +163,24 @@ def test_init_adapter_takes_matching_weights_and_keeps_new_parts_fresh(pipe, tmp
         init_from(new, str(tmp_path))
 
 
-def test_start_fraction_targets_frame_one_and_leaves_other_draws_alone(pipe, tiny_model, video_folder, tmp_path):
+def _batch_with(pipe, tiny_model, video_folder, tmp_path, **change):
+    """The same step's batch drawn plainly and with `change` to the config, and which examples are
+    autoregressive in the plain one (joint contexts sit at level t; autoregressive ones at most context_noise)."""
     cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, joint_fraction=0.5)
     data = prepare_data(cfg, pipe, (32, 32))
     alphas = pipe.scheduler.alphas_cumprod.float()
     plain = make_batch(data, cfg, alphas, "epsilon", _step_generator(cfg, 0, 0, 0))
-    start = make_batch(data, TrainConfig(**{**cfg.__dict__, "start_fraction": 1.0}), alphas, "epsilon",
-                       _step_generator(cfg, 0, 0, 0))
-    joint = plain["context"].levels[:, :1].squeeze(1) == plain["t"].float()  # joint contexts sit at level t
+    changed = make_batch(data, TrainConfig(**{**cfg.__dict__, **change}), alphas, "epsilon",
+                         _step_generator(cfg, 0, 0, 0))
+    joint = plain["context"].levels[:, :1].squeeze(1) == plain["t"].float()
     ar = ~joint & (plain["context"].levels[:, 0] <= cfg.context_noise)
-    ctx = start["context"]
     assert ar.any() and (~ar).any()
+    return plain, changed, ar
+
+
+def test_start_fraction_targets_frame_one_and_leaves_other_draws_alone(pipe, tiny_model, video_folder, tmp_path):
+    plain, start, ar = _batch_with(pipe, tiny_model, video_folder, tmp_path, start_fraction=1.0)
+    ctx = start["context"]
     assert (ctx.mask[ar].sum(1) == 1).all() and (ctx.offsets[ar, 0] == -1).all() and ctx.anchor[ar, 0].all()
     assert torch.equal(start["t"], plain["t"]) and torch.equal(start["target"], plain["target"])
     assert torch.equal(ctx.frames[~ar], plain["context"].frames[~ar])  # joint examples unchanged
@@ -182,21 +189,13 @@ def test_start_fraction_targets_frame_one_and_leaves_other_draws_alone(pipe, tin
 def test_first_fraction_targets_frame_zero_with_no_context(pipe, tiny_model, video_folder, tmp_path):
     """`--first-fraction 1`: every autoregressive example targets frame 0 with an empty context, the frame a
     video opens with; joint examples and the noise draws stay as they were."""
-    cfg = config(tiny_model, video_folder, tmp_path, batch_size=16, joint_fraction=0.5)
-    data = prepare_data(cfg, pipe, (32, 32))
-    alphas = pipe.scheduler.alphas_cumprod.float()
-    plain = make_batch(data, cfg, alphas, "epsilon", _step_generator(cfg, 0, 0, 0))
-    first = make_batch(data, TrainConfig(**{**cfg.__dict__, "first_fraction": 1.0}), alphas, "epsilon",
-                       _step_generator(cfg, 0, 0, 0))
-    joint = plain["context"].levels[:, :1].squeeze(1) == plain["t"].float()
-    ar = ~joint & (plain["context"].levels[:, 0] <= cfg.context_noise)
-    assert ar.any() and (~ar).any()
+    plain, first, ar = _batch_with(pipe, tiny_model, video_folder, tmp_path, first_fraction=1.0)
     assert (first["context"].mask[ar].sum(1) == 0).all() and not first["carry"][ar].any()
     assert not first["history_ok"][ar].any() and plain["history_ok"][ar].any()  # target frame 0: nothing before it
     assert torch.equal(first["t"], plain["t"]) and torch.equal(first["target"], plain["target"])
     assert torch.equal(first["context"].frames[~ar], plain["context"].frames[~ar])
     with pytest.raises(VidgenError, match="first_fraction: got 1.5"):
-        TrainConfig(**{**cfg.__dict__, "first_fraction": 1.5}).validate()
+        config(tiny_model, video_folder, tmp_path, first_fraction=1.5).validate()
 
 
 def test_oversampled_clips_are_drawn_in_proportion(pipe, tiny_model, video_folder, tmp_path):
