@@ -34,8 +34,10 @@ KEYS = ("attributes_correct", "identity_consistency", "trajectory_rmse", "trajec
         "direction_accuracy", "found")
 
 
-def oracle_start(pipe: VideoPipeline, caption: str, num_frames: int):
-    """start(i, history): x^{i-1} warped by each detected object's step along its ideal path (latent px)."""
+def oracle_start(pipe: VideoPipeline, caption: str, num_frames: int, space: str = "latent"):
+    """start(i, history): x^{i-1} warped by each detected object's step along its ideal path, in latent px
+    (`space` latent: bicubic on the latents) or in image px (`space` image: the decoded frame warped bilinearly
+    by the step, then encoded again, so that a whole-pixel step moves the object without blurring it)."""
     scene = parse_caption(caption)
     canvas, scale = pipe.native_size, pipe.vae_scale_factor
     background = np.array(BACKGROUNDS[scene.background], np.float32)
@@ -47,25 +49,34 @@ def oracle_start(pipe: VideoPipeline, caption: str, num_frames: int):
         previous = history[i - 1]
         image = pipe.decode(previous)[0]
         masks = colour_masks(image[None], background, [o.colour for o in scene.objects])
-        flow = torch.zeros(1, 2, *previous.shape[-2:])
+        flow = torch.zeros(1, 2, *(image.shape[:2] if space == "image" else previous.shape[-2:]))
         for obj in scene.objects:
             found = detect(masks[obj.colour][0], canvas)
             if not found.present:
                 continue
             if obj.colour not in paths:  # the ideal path from where the object was first found
                 paths[obj.colour] = expected_path(obj, found.centre, canvas, num_frames)
-            step = (paths[obj.colour][i] - paths[obj.colour][i - 1]) / scale
+            step = paths[obj.colour][i] - paths[obj.colour][i - 1]
             place = torch.from_numpy(masks[obj.colour][0]).float()[None, None]
-            place = F.avg_pool2d(place, scale) > 0.02
-            place = F.max_pool2d(place.float(), 3, 1, 1)[0, 0] > 0  # one latent pixel of margin
+            if space == "image":  # the object and where it goes: its mask grown by the step and a pixel
+                grow = 2 * int(np.ceil(np.abs(step).max())) + 3
+                place = F.max_pool2d((place > 0.02).float(), grow, 1, grow // 2)[0, 0] > 0
+            else:
+                step = step / scale
+                place = F.avg_pool2d(place, scale) > 0.02
+                place = F.max_pool2d(place.float(), 3, 1, 1)[0, 0] > 0  # one latent pixel of margin
             flow[0, 0][place], flow[0, 1][place] = -float(step[0]), -float(step[1])  # warp reads p + flow
-        return warp(previous, flow.to(previous), "bicubic")
+        if space == "latent":
+            return warp(previous, flow.to(previous), "bicubic")
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+        moved = warp(pixels, flow, "bilinear").round().clamp(0, 255).to(torch.uint8)
+        return pipe.encode_frames(moved[0].permute(1, 2, 0).numpy()[None])
 
     return start
 
 
 def video(pipe: VideoPipeline, caption: str, seed: int, field: str, strength: float, num_frames: int) -> dict:
-    guess = oracle_start(pipe, caption, num_frames) if field == "oracle" else None
+    guess = oracle_start(pipe, caption, num_frames, field.split("-")[1]) if field.startswith("oracle") else None
     frames = np.stack(list(pipe.stream(caption, num_frames=num_frames, start=Start.CARRY.value, strength=strength,
                                        guess=guess, generator=torch.Generator().manual_seed(seed))))
     return asdict(score_video(frames, caption))
@@ -78,8 +89,13 @@ def main() -> None:
     parser.add_argument("--strengths", default="0.75,0.3")
     parser.add_argument("--num-prompts", type=int, default=24)
     parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--fields", default="oracle-latent,carry",
+                        help="starts to compare: oracle-latent | oracle-image | carry (the adapter's own field)")
+    parser.add_argument("--name", default="start_oracle", help="results file name")
     args = parser.parse_args()
     strengths = [float(s) for s in args.strengths.split(",")]
+    check(set(args.fields.split(",")) <= {"oracle-latent", "oracle-image", "carry"}, "fields", args.fields,
+          "a comma-separated list of oracle-latent, oracle-image, carry")
     check(all(0 < s <= 1 for s in strengths), "strengths", args.strengths, "comma-separated numbers in (0, 1]")
     pipe = VideoPipeline.from_pretrained(args.model, args.adapter)
     check(pipe.denoiser.adapter.config.get("spatial_flow", False), "adapter", args.adapter,
@@ -88,14 +104,14 @@ def main() -> None:
     captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
     results = {}
     for strength in strengths:
-        for field in ("oracle", "carry"):
+        for field in args.fields.split(","):
             scores = [video(pipe, c, 1000 + k, field, strength, args.frames) for k, c in enumerate(captions)]
             summary = summarize(scores)
             missed = [c for c, s in zip(captions, scores) if s["found"] < 1]
             results[f"{field}:{strength}"] = {**{k: summary[k] for k in KEYS}, "videos": len(scores),
                                               "videos_missing_an_object_somewhere": len(missed)}
             print(field, strength, {k: round(summary[k], 3) for k in KEYS}, "videos missing an object somewhere:", len(missed), flush=True)
-    write_results("start_oracle", {"machine": machine(), "results": results})
+    write_results(args.name, {"machine": machine(), "results": results})
 
 
 if __name__ == "__main__":

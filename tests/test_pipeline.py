@@ -172,11 +172,25 @@ def test_image_to_video_and_continuation_open_with_the_given_frames(live_pipe, t
     (dict(guidance_scale=-1.0), "guidance_scale"), (dict(mode="diagonal"), "mode"),
     (dict(scheduler="pndm"), "scheduler"), (dict(start="middle"), "start"), (dict(bogus=1), "options"),
     (dict(strength=0.0), "strength"), (dict(strength=1.5), "strength"),
-    (dict(start="carry"), "'carry' needs one trained with spatial_flow"),
+    (dict(start="carry"), "'carry' needs one trained with spatial_flow"), (dict(carry_space="pixels"), "carry_space"),
 ])
 def test_bad_options_are_clear_errors(pipe, options, match):
     with pytest.raises(VidgenError, match=match):
         pipe("a red square", **{**SMALL, **options})
+
+
+def test_carry_in_image_space_moves_the_decoded_frame_by_the_displacement_in_image_pixels(pipe):
+    """`carry_space` image: a uniform displacement of one latent pixel to the right (the warp reads p + flow) moves
+    the decoded frame by `vae_scale_factor` image pixels to the left, edges repeated, before it is encoded again."""
+    latents = torch.randn(1, 4, 16, 16, generator=seeded(0))
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0] = 1.0
+    s = pipe.vae_scale_factor
+    image = pipe._decode(latents)
+    shifted = torch.cat([image[..., s:], image[..., -1:].expand(-1, -1, -1, s)], dim=-1)
+    assert torch.allclose(pipe.warp_in_image(latents, flow, "bicubic"), pipe._encode(shifted), atol=1e-5)
+    still = torch.zeros_like(flow)
+    assert torch.allclose(pipe.warp_in_image(latents, still, "bicubic"), pipe._encode(image), atol=1e-6)
 
 
 def test_stream_refuses_joint_mode(pipe):

@@ -44,10 +44,11 @@ def test_plain_diffusers_loads_the_base_and_it_draws_the_caption():
     assert accepted(score), score
 
 
-@pytest.mark.parametrize("mode", ["autoregressive", "joint"])
-def test_each_mode_makes_a_video_the_scorer_accepts(shipped, mode):
+@pytest.mark.parametrize("mode, options", [("autoregressive", {}), ("autoregressive", {"carry_space": "image"}),
+                                           ("joint", {})])
+def test_each_mode_makes_a_video_the_scorer_accepts(shipped, mode, options):
     video = shipped(PROMPT, num_frames=8, num_inference_steps=15, mode=mode,
-                    generator=torch.Generator().manual_seed(0)).frames
+                    generator=torch.Generator().manual_seed(0), **options).frames
     score = score_video(video, PROMPT)
     assert accepted(score), score
 

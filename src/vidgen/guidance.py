@@ -59,12 +59,19 @@ class Guidance:
         return outs[0]
 
 
+def warp_latents(previous: torch.Tensor, flow: torch.Tensor, interpolation: str) -> torch.Tensor:
+    """The frame before carried on in latent space: its latents warped by the displacement (latent px)."""
+    return warp(previous, flow.to(previous.dtype), interpolation)
+
+
 def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Tensor, guidance: Guidance,
-                cache: bool = True, base_first: bool = False):
+                cache: bool = True, base_first: bool = False, carry=warp_latents):
     """`frame_model` for `sample_autoregressive`: context → denoiser. With `cache` (the default) the context
     tokens, spatial residuals and all keys/values are computed once per frame; without, at every step. With
     `base_first`, a frame with an empty context (frame 0 of a video with no given frames) is drawn by the base
-    model alone, the adapter switched off (text guidance only)."""
+    model alone, the adapter switched off (text guidance only). `carry` (previous latents, displacement in
+    latent px, interpolation) → the latents a carried start begins from (`warp_latents`, or the pipeline's
+    warp in image space)."""
     def build(ctx: FrameContext):
         b = ctx.frames.shape[0]
         has_context = bool(ctx.mask.any())  # False: every sample of the batch has an empty context
@@ -95,7 +102,7 @@ def frame_model(denoiser: VideoDenoiser, text: torch.Tensor, null_text: torch.Te
         if context is not None and context.flow is not None:
             # the frame before, carried on by the full-condition branch's displacement
             flow = context.flow.chunk(n)[-1]
-            predict.carry = lambda previous: warp(previous, flow.to(previous.dtype), context.interpolation)
+            predict.carry = lambda previous: carry(previous, flow, context.interpolation)
         return predict
 
     return build

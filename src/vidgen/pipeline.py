@@ -15,7 +15,8 @@ from PIL import Image
 
 from .adapter import VideoAdapter, VideoDenoiser
 from .errors import VidgenError, check
-from .guidance import Guidance, frame_model, video_model
+from .fields import warp
+from .guidance import Guidance, frame_model, video_model, warp_latents
 from .sampling import (FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive, sample_frame,
                        sample_joint)
 from .video import VideoWriter, read_video, resize_center_crop
@@ -29,6 +30,7 @@ SCHEDULERS = {
 SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing: where the sampled steps lie
 FIRST_FRAME = ("adapter", "base")  # GenerationConfig.first_frame
 NULL_FIELDS = ("words", "free", "unturned")  # GenerationConfig.null_field
+CARRY_SPACES = ("latent", "image")  # GenerationConfig.carry_space
 SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 
 
@@ -54,6 +56,9 @@ class GenerationConfig:
     #                          (x^{i-1} warped by the adapter's displacement; needs an adapter with spatial_flow)
     context_noise: int = 0  # context noise augmentation level (training timestep), 0 = clean context
     strength: float = 1.0  # share of the steps a frame started from a guess (start previous | carry) runs
+    carry_space: str = "latent"  # where `start carry` warps the frame before by the adapter's displacement: latent
+    #     (its latents) | image (its decoded pixels, the displacement scaled up, then encoded again: a shift
+    #     of whole pixels moves an object without blurring it, where a latent shift of a quarter pixel blurs)
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
@@ -83,6 +88,7 @@ class GenerationConfig:
         check(self.window >= 1, "window", self.window, "an integer ≥ 1")
         check(self.start in {s.value for s in Start}, "start", self.start, "'noise', 'previous' or 'carry'")
         check(0 < self.strength <= 1, "strength", self.strength, "a number in (0, 1]")
+        check(self.carry_space in CARRY_SPACES, "carry_space", self.carry_space, " | ".join(CARRY_SPACES))
         check(self.first_frame in FIRST_FRAME, "first_frame", self.first_frame, " | ".join(FIRST_FRAME))
         check(self.first_frame_candidates >= 1, "first_frame_candidates", self.first_frame_candidates,
               "an integer ≥ 1")
@@ -282,18 +288,33 @@ class VideoPipeline:
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """(f, h, w, 3) uint8 → latents (f, c, h/s, w/s), scaled as the base model expects."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, self.dtype)
-        x = x.permute(0, 3, 1, 2) / 127.5 - 1
-        z = torch.cat([self.vae.encode(chunk).latent_dist.mode() for chunk in x.split(8)])
+        return self._encode(x.permute(0, 3, 1, 2) / 127.5 - 1)
+
+    def _encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (b, 3, H, W) in [-1, 1] → latents (b, c, H/s, W/s), scaled as the base model expects."""
+        z = torch.cat([self.vae.encode(chunk).latent_dist.mode() for chunk in images.split(8)])
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
         return (z - shift) * self.vae.config.scaling_factor
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (b, c, h, w) → images (b, 3, H, W) in [-1, 1]."""
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        return self.vae.decode(latents / self.vae.config.scaling_factor + shift).sample.clamp(-1, 1)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Latents (b, c, h, w) → (b, H, W, 3) uint8."""
-        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        image = self.vae.decode(latents / self.vae.config.scaling_factor + shift).sample
-        image = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        image = ((self._decode(latents).float() + 1) * 127.5).round().to(torch.uint8)
         return image.permute(0, 2, 3, 1).cpu().numpy()
+
+    def warp_in_image(self, previous: torch.Tensor, flow: torch.Tensor, interpolation: str) -> torch.Tensor:
+        """`carry_space` image: latents (b, c, h, w) decoded, warped by the displacement (latent px, (b, 2, h, w))
+        scaled up to image px, and encoded again. The image is warped bilinearly (`interpolation` is the latent
+        warp's), so that a step of whole pixels moves an object exactly."""
+        s = self.vae_scale_factor
+        image = self._decode(previous)
+        flow = torch.nn.functional.interpolate(flow.to(image.dtype), scale_factor=s, mode="bilinear") * s
+        return self._encode(warp(image, flow, "bilinear"))
 
     def _given_frames(self, config: GenerationConfig, image, video) -> torch.Tensor | None:
         """Latents (1, p, c, h, w) of the frames that open the video: an image or a clip to continue."""
@@ -326,7 +347,8 @@ class VideoPipeline:
         prefix = self._given_frames(config, image, video)
         text, null_text = self._texts(prompt, config)
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
-                            base_first=config.first_frame == "base")
+                            base_first=config.first_frame == "base",
+                            carry=self.warp_in_image if config.carry_space == "image" else warp_latents)
         shape = self._frame_shape(config)
         if prefix is None and config.first_frame_candidates > 1:  # a likeliest candidate opens the video
             candidates, error = self._first_frame_candidates(text, null_text, config, shape, generator)
@@ -382,7 +404,7 @@ class VideoPipeline:
                  output: str | Path | None = None, fps: float = 8, **options) -> VideoOutput:
         """Generate a video. Options are the fields of `GenerationConfig` (num_frames, height, width,
         num_inference_steps, guidance_scale, context_guidance_scale, later_guidance_scale, null_field,
-        negative_prompt, mode, scheduler, window, start, strength, context_noise, first_frame,
+        negative_prompt, mode, scheduler, window, start, strength, carry_space, context_noise, first_frame,
         first_frame_candidates, first_frame_margin). `image`: a first
         frame (path, PIL image or array); `video`: a clip (path or (f, h, w, 3) array) to continue; both
         autoregressive only. With `output`, frames are also
