@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from vidgen.fields import warp
 from vidgen.pipeline import VideoPipeline
 from vidgen.sampling import Start
 
+LABELS = {"oracle-image": "true steps, image-space warp", "oracle-latent": "true steps, latent warp",
+          "carry": "the adapter's own field, latent warp"}
 KEYS = ("attributes_correct", "identity_consistency", "trajectory_rmse", "trajectory_rmse_found",
         "direction_accuracy", "found")
 
@@ -112,6 +115,31 @@ def main() -> None:
                                               "videos_missing_an_object_somewhere": len(missed)}
             print(field, strength, {k: round(summary[k], 3) for k in KEYS}, "videos missing an object somewhere:", len(missed), flush=True)
     write_results(args.name, {"machine": machine(), "results": results})
+    if len(strengths) > 1:
+        plot(results, args.name)
+
+
+def plot(results: dict, name: str) -> None:
+    """docs/images/NAME.png: direction and trajectory error over found frames against strength, per start."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for field in dict.fromkeys(key.split(":")[0] for key in results):
+        rows = sorted((float(key.split(":")[1]), row) for key, row in results.items() if key.startswith(field + ":"))
+        strengths = [s for s, _ in rows]
+        label = LABELS.get(field, field)
+        axes[0].plot(strengths, [r["direction_accuracy"] for _, r in rows], "o-", label=label)
+        axes[1].plot(strengths, [r["trajectory_rmse_found"] for _, r in rows], "o-", label=label)
+    axes[0].set_ylabel("direction accuracy")
+    axes[1].set_ylabel("trajectory error over found frames (px RMS)")
+    for ax in axes:
+        ax.set_xlabel("strength (share of the schedule a carried frame runs)")
+        ax.legend(fontsize=8)
+    fig.suptitle("Carried start: the adapter's field against each object's true step, warped in latent or image space")
+    fig.tight_layout()
+    fig.savefig(Path(__file__).resolve().parents[1] / "docs" / "images" / f"{name}.png", dpi=110)
 
 
 if __name__ == "__main__":

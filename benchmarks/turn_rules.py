@@ -39,6 +39,11 @@ def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: in
     core = share >= 0.5 * share.max()
     pooled = lambda w: float((w * along).sum() / (w * size).sum().clamp(min=1e-12))  # noqa: E731
     lowest = float(ratio[core].min())
+    # each word read at the place that takes it most (an object's centre, for its own words), summed back over
+    # (y, x)'s words as the shipped rule sums: where bounce_reading's centre reading turns most bounce steps
+    peak = weights.flatten(1).argmax(dim=1)  # (L,)
+    at_peak = ratio.flatten()[peak]  # (L,)
+    peak_reading = float((weights[:, y, x] * at_peak).sum() / weights[:, y, x].sum().clamp(min=1e-12))
     mean = pooled(share)
     return {"mean (shipped)": mean, "mean back by 0.1": mean + 0.1, "mean back by 0.25": mean + 0.25,
             "front half": pooled(share * front), "core": pooled(share * core),
@@ -46,7 +51,8 @@ def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: in
             "25% quantile": float(torch.quantile(ratio[core], 0.25)),
             "a fifth of places back": 0.2 - float((ratio[core] < 0).float().mean()),
             "any place back": lowest, "any place back by 0.25": lowest + 0.25,
-            "any place back by 0.5": lowest + 0.5, "any place back by 1": lowest + 1.0}
+            "any place back by 0.5": lowest + 0.5, "any place back by 1": lowest + 1.0,
+            "at the centre": float(ratio[y, x]), "at each word's peak": peak_reading}
 
 
 def score(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
