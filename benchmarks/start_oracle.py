@@ -93,12 +93,12 @@ def main() -> None:
     parser.add_argument("--num-prompts", type=int, default=24)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--fields", default="oracle-latent,carry",
-                        help="starts to compare: oracle-latent | oracle-image | carry (the adapter's own field)")
+                        help=f"starts to compare, among {', '.join(LABELS)} (carry: the adapter's own field)")
     parser.add_argument("--name", default="start_oracle", help="results file name")
     args = parser.parse_args()
     strengths = [float(s) for s in args.strengths.split(",")]
-    check(set(args.fields.split(",")) <= {"oracle-latent", "oracle-image", "carry"}, "fields", args.fields,
-          "a comma-separated list of oracle-latent, oracle-image, carry")
+    check(set(args.fields.split(",")) <= set(LABELS), "fields", args.fields,
+          f"a comma-separated list of {', '.join(LABELS)}")
     check(all(0 < s <= 1 for s in strengths), "strengths", args.strengths, "comma-separated numbers in (0, 1]")
     pipe = VideoPipeline.from_pretrained(args.model, args.adapter)
     check(pipe.denoiser.adapter.config.get("spatial_flow", False), "adapter", args.adapter,
