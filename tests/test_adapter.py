@@ -327,6 +327,31 @@ def test_partial_turn_moves_an_object_back_by_as_much_as_the_guide_says_and_neve
                      flow_partial_turn=True)  # word binding "map" turns per place, not per object
 
 
+def test_peak_read_turns_an_object_where_its_centre_points_back_though_its_mean_does_not():
+    from vidgen.fields import object_signs
+    weights = torch.zeros(2, 3, 1, 5)
+    weights[:, 0, 0, :3] = torch.tensor([0.5, 1.0, 0.5])  # object A over places 0-2, centre (peak) at place 1
+    weights[:, 1, 0, 3] = 1  # object B at place 3
+    weights[:, 2, 0, :] = torch.tensor([0.5, 0.0, 0.5, 0.0, 1.0])  # the still key, peak on the background (4)
+    field = torch.zeros(2, 2, 1, 5)
+    field[:, 0, 0, :4] = torch.tensor([2.0, 2.0, 2.0, -1.0])  # A's step +2 px in x, B's −1 px, none at place 4
+    guide = torch.zeros(2, 2, 1, 5)
+    guide[0, 0, 0, :4] = torch.tensor([3.0, -1.0, 3.0, -1.0])  # A: back at its centre only; B: with its field
+    guide[1, 0, 0, :4] = torch.tensor([-3.0, 0.5, -3.0, 1.0])  # A: forward at its centre, back on the whole; B: back
+    assert object_signs(field, weights, guide).flatten(1).tolist() == [[1] * 5, [-1] * 5]
+    assert object_signs(field, weights, guide, read="peak").flatten(1).tolist() == [[-1, -1, -1, 1, 1],
+                                                                                     [1, 1, 1, -1, 1]]
+    # a margin counts at the peak as over the mean: A's centre is back by half its step
+    assert object_signs(field, weights, guide, 0.49, read="peak")[0].flatten().tolist() == [-1, -1, -1, 1, 1]
+    assert object_signs(field, weights, guide, 0.51, read="peak")[0].flatten().tolist() == [1] * 5
+    with pytest.raises(VidgenError, match="flow_turn_read"):
+        VideoAdapter(4, 32, [], [[8, 1]], spatial_flow=True, spatial_text=True, flow_words=True,
+                     flow_turn_read="peak")  # word binding "map" turns per place, not per object
+    with pytest.raises(VidgenError, match="flow_turn_read: got 'edge'"):
+        VideoAdapter(4, 32, [], [[8, 1]], spatial_flow=True, spatial_text=True, flow_words=True,
+                     word_binding="appearance", flow_turn_read="edge")
+
+
 def test_sign_margin_keeps_the_caption_direction_where_the_free_field_barely_disagrees():
     from vidgen.fields import signed_like
     field = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)

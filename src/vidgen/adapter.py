@@ -17,7 +17,7 @@ from torch import nn
 
 from .attention import DecoupledAttention, DecoupledProcessor, cross_attention_layers
 from .context import ContextEncoder, NullField, SpatialEncoder
-from .fields import INTERPOLATIONS, WORD_BINDINGS
+from .fields import INTERPOLATIONS, TURN_READS, WORD_BINDINGS
 from .errors import VidgenError
 
 
@@ -58,7 +58,7 @@ def check_options(token_path: bool = True, spatial_path: bool = True, spatial_te
                   spatial_text_words: bool = False, spatial_flow: bool = False, flow_interpolation: str = "bilinear",
                   flow_motions: int = 0, flow_words: bool = False, word_binding: str = "map",
                   flow_sign_margin: float = 0.0, flow_walls: bool = False, flow_partial_turn: bool = False,
-                  flow_depth: int = 0, **_) -> None:
+                  flow_depth: int = 0, flow_turn_read: str = "mean", **_) -> None:
     """Raise VidgenError unless these `VideoAdapter` options fit together (the adapter and `vidgen train`, before it
     loads anything, both check them here); other keyword arguments are ignored."""
     if flow_interpolation not in INTERPOLATIONS:
@@ -84,6 +84,12 @@ def check_options(token_path: bool = True, spatial_path: bool = True, spatial_te
     if flow_depth < 0 or (flow_depth and not (spatial_path and spatial_flow)):
         raise VidgenError(f"flow_depth: got {flow_depth} with spatial_flow={spatial_flow}; expected 0, or an integer "
                           "> 0 with spatial_flow (the blocks deepen its free field)")
+    if flow_turn_read not in TURN_READS:
+        raise VidgenError(f"flow_turn_read: got {flow_turn_read!r}; expected one of {TURN_READS}")
+    if flow_turn_read != "mean" and not (flow_words and word_binding == "appearance"):
+        raise VidgenError(f"flow_turn_read: got {flow_turn_read!r} with flow_words={flow_words}, word_binding="
+                          f"{word_binding!r}; expected 'mean', or flow_words and word_binding 'appearance' (it reads "
+                          "the free field over each object)")
     if flow_partial_turn and not (flow_words and word_binding == "appearance"):
         raise VidgenError(f"flow_partial_turn: got True with flow_words={flow_words}, word_binding={word_binding!r}; "
                           "expected flow_words and word_binding 'appearance' (it turns objects as a whole)")
@@ -146,6 +152,10 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         flow_depth (int, default 0): with spatial_flow, residual blocks (two dilated 3×3 convolutions each, the
             second zero-initialised) added to the free field's head, so that it can tell from farther away and
             more finely whether an object meets a wall; 0 in adapters saved before the option existed.
+        flow_turn_read (str, default "mean"): with flow_words and word_binding "appearance", where the free
+            field is read to decide whether an object turns (`fields.object_signs`): "mean" over the object's
+            places, or "peak", at the place that takes each of its words most; a setting of the field's sign, no
+            weights of its own. "mean" in adapters saved before the option existed.
     """
 
     @register_to_config
@@ -156,11 +166,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                  spatial_text_words: bool = False, spatial_flow: bool = False,
                  flow_interpolation: str = "bilinear", flow_motions: int = 0, flow_words: bool = False,
                  word_binding: str = "map", flow_sign_margin: float = 0.0, flow_walls: bool = False,
-                 flow_partial_turn: bool = False, flow_depth: int = 0):
+                 flow_partial_turn: bool = False, flow_depth: int = 0, flow_turn_read: str = "mean"):
         super().__init__()
         check_options(token_path, spatial_path, spatial_text, spatial_text_words, spatial_flow, flow_interpolation,
                       flow_motions, flow_words, word_binding, flow_sign_margin, flow_walls, flow_partial_turn,
-                      flow_depth)
+                      flow_depth, flow_turn_read)
         if token_path:
             self.encoder = ContextEncoder(in_channels, cross_attention_dim, cross_attention_dim, width, num_tokens,
                                           depth, heads, patch_size, max_offset)
@@ -171,7 +181,8 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             self.spatial = SpatialEncoder(in_channels, spatial_width, [tuple(r) for r in residuals], max_offset,
                                           frame_differences, cross_attention_dim if spatial_text else None,
                                           spatial_flow, flow_interpolation, flow_motions, flow_words, word_binding,
-                                          flow_sign_margin, flow_walls, flow_partial_turn, flow_depth)
+                                          flow_sign_margin, flow_walls, flow_partial_turn, flow_depth,
+                                          flow_turn_read)
         self._processors: dict[str, DecoupledProcessor] = {}
         self._stock: dict | None = None
         self._attached: tuple = ()  # (unet,) while attached; a tuple so the base never becomes a submodule

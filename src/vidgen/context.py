@@ -163,7 +163,7 @@ class SpatialEncoder(nn.Module):
                  differences: bool = False, text_dim: int | None = None, flow: bool = False,
                  interpolation: str = "bilinear", motions: int = 0, words: bool = False,
                  word_binding: str = "map", sign_margin: float = 0.0, walls: bool = False,
-                 partial_turn: bool = False, flow_depth: int = 0):
+                 partial_turn: bool = False, flow_depth: int = 0, turn_read: str = "mean"):
         super().__init__()
         if walls and not flow:
             raise ValueError("walls need flow (they are an input of the free field)")
@@ -185,7 +185,8 @@ class SpatialEncoder(nn.Module):
             if motions:
                 nn.init.normal_(self.flow[-1].weight, std=MOTION_INIT)
             if words:
-                self.word_field = WordField(width, text_dim, word_binding, in_channels, partial_turn)
+                self.word_field = WordField(width, text_dim, word_binding, in_channels, partial_turn,
+                                            turn_read)
         self.flow_blocks = nn.Sequential(*(FieldBlock(width) for _ in range(flow_depth)))  # empty: identity
         self.walls = None
         if walls:  # zero-initialised: the free field reads the frame's edges only once trained to

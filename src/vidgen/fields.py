@@ -96,10 +96,12 @@ class WordField(nn.Module):
     into parts moving both ways, and only once the context shows a motion: at frame 1 the free field has
     nothing to read but the caption, and a caption-wide guess would turn one of two objects moving apart."""
 
-    def __init__(self, width: int, text_dim: int, binding: str = "map", in_channels: int = 4, partial: bool = False):
+    def __init__(self, width: int, text_dim: int, binding: str = "map", in_channels: int = 4, partial: bool = False,
+                 turn_read: str = "mean"):
         super().__init__()
         self.binding = binding
         self.partial = partial  # "appearance": an object turns by as much as the free field says (object_signs)
+        self.turn_read = turn_read  # "appearance": where the free field is read over an object (object_signs)
         self.words = nn.Conv1d(text_dim, width, WORD_WINDOW, padding=WORD_WINDOW // 2)
         self.key = nn.Linear(width, WORD_KEYS)
         if binding == "map":
@@ -137,27 +139,38 @@ class WordField(nn.Module):
             return field
         if self.binding == "map":
             return signed_like(field, guide, margin)
-        signs = object_signs(field, weights, guide, margin, self.partial)  # b 1 h w
+        signs = object_signs(field, weights, guide, margin, self.partial, self.turn_read)  # b 1 h w
         if may_reverse is not None:
             signs = torch.where(may_reverse[:, None, None, None], signs, torch.ones_like(signs))
         return field * signs
 
 
+TURN_READS = ("mean", "peak")  # how object_signs reads the free field over an object (WordField)
+
+
 def object_signs(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, margin: float = 0.0,
-                 partial: bool = False) -> torch.Tensor:
+                 partial: bool = False, read: str = "mean") -> torch.Tensor:
     """(b, 1, h, w) ±1 per place: −1 where the places that share its words, taken together, have the guide
-    pointing against the field by more than `margin` × its length. Each word sums the guide's component along
-    the field, f(q)·g(q), over the places that take it (weighted by how much they take), and each place sums
-    that back over its own words: places bound to the same words (one object) get the same sign, so an object
-    never tears into parts moving both ways, and a word's displacement may be any part of an object's motion
-    (words' displacements add up per place; a sign per word would not mean anything). With `partial`, a
-    reversed place takes, instead of −1, the guide's component along the field over the field's length
-    (pooled the same way, at least −1): an object the guide only half turns moves half a step back, as at a
-    bounce step, where the true step lies anywhere between the caption's step and its reverse. Not
-    differentiated. field, guide (b, 2, h, w); weights (b, L, h, w)."""
+    pointing against the field by more than `margin` × its length. Each word reads the guide's component along
+    the field, f(q)·g(q), and the field's size |f(q)|²: with `read` "mean" summed over the places that take it
+    (weighted by how much they take); with "peak" at the one place that takes it most (an object's centre as
+    the binding sees it, where the free field foresees a bounce that the mean over the whole object hides:
+    model card, "Other rules for the turn"). Each place then sums that back over its own words: places bound
+    to the same words (one object) get the same sign, so an object never tears into parts moving both ways,
+    and a word's displacement may be any part of an object's motion (words' displacements add up per place; a
+    sign per word would not mean anything). With `partial`, a reversed place takes, instead of −1, the guide's
+    component along the field over the field's length (pooled the same way, at least −1): an object the guide
+    only half turns moves half a step back, as at a bounce step, where the true step lies anywhere between the
+    caption's step and its reverse. Not differentiated. field, guide (b, 2, h, w); weights (b, L, h, w)."""
     field, weights, guide = field.detach(), weights.detach(), guide.detach()
-    along = torch.einsum("blhw,bhw->bl", weights, (field * guide).sum(dim=1))
-    size = torch.einsum("blhw,bhw->bl", weights, field.square().sum(dim=1))
+    dot, size = (field * guide).sum(dim=1), field.square().sum(dim=1)  # b h w
+    if read == "mean":
+        along, size = (torch.einsum("blhw,bhw->bl", weights, x) for x in (dot, size))
+    elif read == "peak":
+        peak = weights.flatten(2).argmax(dim=2)  # (b, L): the place that takes each word most
+        along, size = (x.flatten(1).gather(1, peak) for x in (dot, size))
+    else:
+        raise ValueError(f"read: got {read!r}; expected one of {TURN_READS}")
     along, size = torch.einsum("blhw,bl->bhw", weights, along), torch.einsum("blhw,bl->bhw", weights, size)
     back = (along / size.clamp(min=1e-12)).clamp(min=-1.0) if partial else -torch.ones_like(along)
     return torch.where(along >= -margin * size, 1.0, back)[:, None].to(field.dtype)

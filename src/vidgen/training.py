@@ -98,6 +98,8 @@ class TrainConfig:
     flow_walls: bool = False  # adapter: the free field also reads how near each place is to the frame's edges
     flow_partial_turn: bool = False  # adapter: an object turns by as much as the free field points back
     flow_depth: int = 0  # adapter: residual blocks added to the free field's head (zero-initialised)
+    flow_turn_read: str = "mean"  # adapter: where the free field is read to turn an object: "mean" over it, or
+    #                               "peak" at the place that takes each of its words most (fields.object_signs)
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
@@ -126,7 +128,7 @@ class TrainConfig:
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
               "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
               "flow_sign_margin": 0.0, "flow_walls": False, "flow_partial_turn": False, "flow_depth": 0,
-              "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0, "hard_rank": "loss",
+              "flow_turn_read": "mean", "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0, "hard_rank": "loss",
               "first_fraction": 0.0}
 
     def validate(self) -> None:
@@ -176,7 +178,8 @@ class TrainConfig:
                     flow_interpolation=self.flow_interpolation, flow_motions=self.flow_motions,
                     flow_words=self.flow_words, word_binding=self.word_binding,
                     flow_sign_margin=self.flow_sign_margin, flow_walls=self.flow_walls,
-                    flow_partial_turn=self.flow_partial_turn, flow_depth=self.flow_depth)
+                    flow_partial_turn=self.flow_partial_turn, flow_depth=self.flow_depth,
+                    flow_turn_read=self.flow_turn_read)
 
 
 @dataclass
