@@ -154,8 +154,8 @@ def object_signs(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor
     pointing against the field by more than `margin` × its length. Each word reads the guide's component along
     the field, f(q)·g(q), and the field's size |f(q)|²: with `read` "mean" summed over the places that take it
     (weighted by how much they take); with "peak" at the one place that takes it most (an object's centre as
-    the binding sees it, where the free field foresees a bounce that the mean over the whole object hides:
-    model card, "Other rules for the turn"). Each place then sums that back over its own words: places bound
+    the binding sees it, where the free field foresees a bounce that the mean over the whole object hides;
+    in generated videos it also turns early: model card, "The turn read at the object's centre"). Each place then sums that back over its own words: places bound
     to the same words (one object) get the same sign, so an object never tears into parts moving both ways,
     and a word's displacement may be any part of an object's motion (words' displacements add up per place; a
     sign per word would not mean anything). With `partial`, a reversed place takes, instead of −1, the guide's
