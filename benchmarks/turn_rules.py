@@ -26,7 +26,7 @@ from vidgen.fields import latest_frame, object_signs  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 
 
-PEAK_MARGINS = (0.0, 0.1, 0.25, 0.5)  # the library's peak reading, turning where the free field is back by so much
+PEAK_MARGINS = (0.0, 0.1, 0.25, 0.5)  # object_signs' peak reading, turning where the centre is back by so much
 
 
 def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: int, x: int) -> dict[str, float]:
@@ -42,14 +42,11 @@ def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: in
     core = share >= 0.5 * share.max()
     pooled = lambda w: float((w * along).sum() / (w * size).sum().clamp(min=1e-12))  # noqa: E731
     lowest = float(ratio[core].min())
+    mean = pooled(share)
     # each word read at the place that takes it most (an object's centre, for its own words), summed back over
     # (y, x)'s words as the shipped rule sums: where bounce_reading's centre reading turns most bounce steps
-    peak = weights.flatten(1).argmax(dim=1)  # (L,)
-    at_peak = ratio.flatten()[peak]  # (L,)
-    peak_reading = float((weights[:, y, x] * at_peak).sum() / weights[:, y, x].sum().clamp(min=1e-12))
-    mean = pooled(share)
-    peak_sign = lambda margin: float(object_signs(field[None], weights[None], guide[None], margin,  # noqa: E731
-                                                  read="peak")[0, 0, y, x])
+    peak = lambda margin: float(object_signs(field[None], weights[None], guide[None], margin,  # noqa: E731
+                                             read="peak")[0, 0, y, x])
     return {"mean (shipped)": mean, "mean back by 0.1": mean + 0.1, "mean back by 0.25": mean + 0.25,
             "front half": pooled(share * front), "core": pooled(share * core),
             "10% quantile": float(torch.quantile(ratio[core], 0.1)),
@@ -57,8 +54,8 @@ def rules(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, y: in
             "a fifth of places back": 0.2 - float((ratio[core] < 0).float().mean()),
             "any place back": lowest, "any place back by 0.25": lowest + 0.25,
             "any place back by 0.5": lowest + 0.5, "any place back by 1": lowest + 1.0,
-            "at the centre": float(ratio[y, x]), "at each word's peak": peak_reading,
-            **{f"read 'peak'{f', back by {m}' if m else ''} (object_signs)": peak_sign(m) for m in PEAK_MARGINS}}
+            "at the centre": float(ratio[y, x]),
+            **{f"at each word's peak{f', back by {m}' if m else ''}": peak(m) for m in PEAK_MARGINS}}
 
 
 def score(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
