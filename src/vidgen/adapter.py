@@ -86,13 +86,12 @@ def check_options(token_path: bool = True, spatial_path: bool = True, spatial_te
                           "> 0 with spatial_flow (the blocks deepen its free field)")
     if flow_turn_read not in TURN_READS:
         raise VidgenError(f"flow_turn_read: got {flow_turn_read!r}; expected one of {TURN_READS}")
-    if flow_turn_read != "mean" and not (flow_words and word_binding == "appearance"):
-        raise VidgenError(f"flow_turn_read: got {flow_turn_read!r} with flow_words={flow_words}, word_binding="
-                          f"{word_binding!r}; expected 'mean', or flow_words and word_binding 'appearance' (it reads "
-                          "the free field over each object)")
-    if flow_partial_turn and not (flow_words and word_binding == "appearance"):
-        raise VidgenError(f"flow_partial_turn: got True with flow_words={flow_words}, word_binding={word_binding!r}; "
-                          "expected flow_words and word_binding 'appearance' (it turns objects as a whole)")
+    object_settings = (("flow_turn_read", flow_turn_read, "mean"), ("flow_partial_turn", flow_partial_turn, False))
+    for name, value, default in object_settings:  # settings of fields.object_signs, which reads whole objects
+        if value != default and not (flow_words and word_binding == "appearance"):
+            raise VidgenError(f"{name}: got {value!r} with flow_words={flow_words}, word_binding={word_binding!r}; "
+                              f"expected {default!r}, or flow_words and word_binding 'appearance' (it turns objects "
+                              "as a whole)")
     if flow_words and (not (spatial_path and spatial_flow and spatial_text) or flow_motions):
         raise VidgenError(f"flow_words: got True with spatial_flow={spatial_flow}, spatial_text={spatial_text}, "
                           f"flow_motions={flow_motions}; expected spatial_flow and spatial_text, flow_motions 0")
