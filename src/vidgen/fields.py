@@ -155,13 +155,14 @@ def object_signs(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor
     the field, f(q)·g(q), and the field's size |f(q)|²: with `read` "mean" summed over the places that take it
     (weighted by how much they take); with "peak" at the one place that takes it most (an object's centre as
     the binding sees it, where the free field foresees a bounce that the mean over the whole object hides;
-    in generated videos it also turns early: model card, "The turn read at the object's centre"). Each place then sums that back over its own words: places bound
-    to the same words (one object) get the same sign, so an object never tears into parts moving both ways,
-    and a word's displacement may be any part of an object's motion (words' displacements add up per place; a
-    sign per word would not mean anything). With `partial`, a reversed place takes, instead of −1, the guide's
-    component along the field over the field's length (pooled the same way, at least −1): an object the guide
-    only half turns moves half a step back, as at a bounce step, where the true step lies anywhere between the
-    caption's step and its reverse. Not differentiated. field, guide (b, 2, h, w); weights (b, L, h, w)."""
+    in generated videos it also turns early: model card, "The turn read at the object's centre"). Each place
+    then sums that back over its own words: places bound to the same words (one object) get the same sign, so
+    an object never tears into parts moving both ways, and a word's displacement may be any part of an
+    object's motion (words' displacements add up per place; a sign per word would not mean anything). With
+    `partial`, a reversed place takes, instead of −1, the guide's component along the field over the field's
+    length (pooled the same way, at least −1): an object the guide only half turns moves half a step back, as
+    at a bounce step, where the true step lies anywhere between the caption's step and its reverse. Not
+    differentiated. field, guide (b, 2, h, w); weights (b, L, h, w)."""
     field, weights, guide = field.detach(), weights.detach(), guide.detach()
     dot, size = (field * guide).sum(dim=1), field.square().sum(dim=1)  # b h w
     if read == "mean":

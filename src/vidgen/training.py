@@ -128,8 +128,8 @@ class TrainConfig:
               "flow_loss": 0.0, "still_fraction": 0.0, "flow_interpolation": "bilinear", "flow_horizon": 1,
               "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
               "flow_sign_margin": 0.0, "flow_walls": False, "flow_partial_turn": False, "flow_depth": 0,
-              "flow_turn_read": "mean", "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0, "hard_rank": "loss",
-              "first_fraction": 0.0}
+              "flow_turn_read": "mean", "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0,
+              "hard_rank": "loss", "first_fraction": 0.0}
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
