@@ -395,10 +395,51 @@ def test_hard_frames_are_the_ones_the_init_field_misses_and_are_drawn_as_weighed
     for bad, match in ((0.5, "a finite number ≥ 1"), (float("inf"), "a finite number ≥ 1")):
         with pytest.raises(VidgenError, match=f"hard_frames: got {bad}; expected {match}"):
             config(tiny_model, video_folder, tmp_path, hard_frames=bad).validate()
-    with pytest.raises(VidgenError, match="hard_frames: got 2.0; expected 1 unless --init-adapter"):
+    with pytest.raises(VidgenError, match="hard_frames: got 2.0; expected 1 unless the adapter has --spatial-flow "
+                                          "and a field ranks the frames"):
         config(tiny_model, video_folder, tmp_path, hard_frames=2.0, spatial_flow=True).validate()
     with pytest.raises(VidgenError, match="hard_rank: got 'size'; expected loss or sign"):
         config(tiny_model, video_folder, tmp_path, hard_rank="size").validate()
+
+
+def test_hard_from_ranks_by_the_runs_own_ema_field_and_a_plain_run_resumes_into_it_exactly(tiny_model, video_folder,
+                                                                                           tmp_path):
+    """--hard-from N: one run ranks its hard frames at step N by its own field (its EMA weights at N, as the
+    checkpoint holds them) and draws them from then on. A plain run resumed at N with the two flags added is the
+    same run, weight for weight; once the hard frames have acted, changing them fails the resume."""
+    from vidgen.pipeline import VideoPipeline
+    from vidgen.training import TrainingData, field_errors
+
+    kw = dict(num_frames=6, spatial_flow=True, flow_loss=1.0, ema_decay=0.9, joint_fraction=0.0)
+    one = config(tiny_model, video_folder, tmp_path / "a", hard_frames=5.0, hard_from=2, **kw)
+    train(one)
+    train(config(tiny_model, video_folder, tmp_path / "b", steps=2, **kw))
+    train(config(tiny_model, video_folder, tmp_path / "b", hard_frames=5.0, hard_from=2, **kw), resume=True)
+    for name in ("adapter/diffusion_pytorch_model.safetensors", "checkpoints/step-0000004/ema.safetensors",
+                 "checkpoints/step-0000004/optimizer.safetensors"):
+        a, b = load_file(tmp_path / "a" / name), load_file(tmp_path / "b" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    plain = config(tiny_model, video_folder, tmp_path / "c", **kw)
+    train(plain)
+    a, c = (load_file(tmp_path / r / "adapter/diffusion_pytorch_model.safetensors") for r in "ac")
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the hard frames changed the draw of steps 3 and 4
+
+    (cache,) = (tmp_path / "a" / "cache").glob("own-field-errors-*.safetensors")
+    pipe = VideoPipeline.from_pretrained(str(tiny_model), adapter_options=one.adapter_options())
+    pipe.denoiser.adapter.load_state_dict(load_file(tmp_path / "a/checkpoints/step-0000002/ema.safetensors"))
+    data = prepare_data(one, pipe, (32, 32))
+    want = field_errors(pipe.denoiser.adapter.eval(), data, one.window, one.flow_interpolation)
+    assert torch.allclose(load_file(cache)["errors"], want, equal_nan=True)
+
+    with pytest.raises(VidgenError, match="resume: hard_from is 3 but the checkpoint was trained with 2"):
+        train(config(tiny_model, video_folder, tmp_path / "a", steps=6, hard_frames=5.0, hard_from=3, **kw),
+              resume=True)
+    cache.unlink()  # resuming past the ranking needs it
+    with pytest.raises(VidgenError, match="hard_from: got 2; expected a run that ranked its hard frames"):
+        train(config(tiny_model, video_folder, tmp_path / "a", steps=6, hard_frames=5.0, hard_from=2, **kw),
+              resume=True)
+    with pytest.raises(VidgenError, match="hard_from: got 2; expected 0, or a step N ≥ 1 with --hard-frames"):
+        config(tiny_model, video_folder, tmp_path, hard_from=2).validate()
 
 
 def test_own_context_takes_context_frames_from_own_videos_and_keeps_real_targets(pipe, tiny_model, video_folder,

@@ -11,6 +11,7 @@ repeats exactly what an uninterrupted one would have done; checkpoints hold weig
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -119,6 +120,9 @@ class TrainConfig:
     hard_rank: str = "loss"  # what ranks them: "loss", or "sign": the displacement loss of the field minus that of
     #                          the field reversed (frames where it points the wrong way, as at an unforeseen bounce;
     #                          only frames clearly above 0 count)
+    hard_from: int = 0  # 0: the init adapter ranks the hard frames before training; N > 0: this run's own field
+    #                     (its EMA weights where it keeps them) ranks them at step N and they are drawn as
+    #                     `hard_frames` says from then on, so that one run holds both phases (no --init-adapter)
 
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
@@ -129,7 +133,9 @@ class TrainConfig:
               "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
               "flow_sign_margin": 0.0, "flow_walls": False, "flow_partial_turn": False, "flow_depth": 0,
               "flow_turn_read": "mean", "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0,
-              "hard_rank": "loss", "first_fraction": 0.0}
+              "hard_rank": "loss", "first_fraction": 0.0, "hard_from": 0}
+    # what the hard frames are set by: a checkpoint saved before they acted may resume with them changed
+    HARD = ("hard_frames", "hard_rank", "hard_from")
 
     def validate(self) -> None:
         check(self.num_frames >= 2, "num_frames", self.num_frames, "an integer ≥ 2")
@@ -155,8 +161,11 @@ class TrainConfig:
               "0 unless --init-adapter gives a trained adapter to generate the contexts with")
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer ≥ 1")
         check(1 <= self.hard_frames < math.inf, "hard_frames", self.hard_frames, "a finite number ≥ 1")
-        check(self.hard_frames == 1 or (self.init_adapter is not None and self.spatial_flow), "hard_frames",
-              self.hard_frames, "1 unless --init-adapter gives a trained adapter with --spatial-flow to rank frames")
+        check(self.hard_frames == 1 or (self.spatial_flow and (self.init_adapter is not None or self.hard_from > 0)),
+              "hard_frames", self.hard_frames, "1 unless the adapter has --spatial-flow and a field ranks the frames: "
+              "--init-adapter's (a trained adapter), or the run's own from step --hard-from N")
+        check(self.hard_from >= 0 and (self.hard_from == 0 or self.hard_frames > 1), "hard_from", self.hard_from,
+              "0, or a step N ≥ 1 with --hard-frames above 1")
         check(self.hard_rank in HARD_RANKS, "hard_rank", self.hard_rank, " or ".join(HARD_RANKS))
         if self.oversample is not None:
             self.oversample_rule()
@@ -254,14 +263,21 @@ def init_adapter_cache(config: TrainConfig, prefix: str, name: str, compute, key
     """The tensor `compute()` makes from the init adapter, cached under OUT/cache/PREFIX-HASH.safetensors, HASH
     keyed by the adapter's weights and `key` (JSON), written atomically, so that a resumed run reads the same."""
     weights_file = Path(config.init_adapter) / "diffusion_pytorch_model.safetensors"
-    blob = json.dumps([hashlib.sha1(weights_file.read_bytes()).hexdigest(), *key])
+    return cached(config, prefix, name, compute, [hashlib.sha1(weights_file.read_bytes()).hexdigest(), *key])
+
+
+def cached(config: TrainConfig, prefix: str, name: str, compute, key: list) -> torch.Tensor:
+    """The tensor `compute()` makes, cached under OUT/cache/PREFIX-HASH.safetensors, HASH keyed by `key` (JSON),
+    written atomically (each process its own temporary file)."""
+    blob = json.dumps(key)
     cache = Path(config.out) / "cache" / f"{prefix}-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
     if cache.is_file():
         return load_file(cache)[name]
     tensor = compute()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file({name: tensor.contiguous()}, cache.with_suffix(".tmp"))
-    os.replace(cache.with_suffix(".tmp"), cache)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    save_file({name: tensor.contiguous()}, tmp)
+    os.replace(tmp, cache)
     return tensor
 
 
@@ -329,29 +345,39 @@ def field_errors(adapter, data: TrainingData, window: int, interpolation: str, c
     return out
 
 
-def add_hard_frames(data: TrainingData, config: TrainConfig, adapter) -> None:
-    """Set `data.frame_weights`: the HARD_SHARE of clip frames (from frame 2 on) whose `field_errors` under the
-    init adapter (ranked as `config.hard_rank` says) are largest weigh `config.hard_frames`, the others 1; cached
-    on disk, keyed by the adapter's weights and the clips, so that a resumed run draws the same."""
+def add_hard_frames(data: TrainingData, config: TrainConfig, adapter, step: int = 0) -> None:
+    """Set `data.frame_weights`: the HARD_SHARE of clip frames (from frame 2 on) whose `field_errors` under
+    `adapter` (ranked as `config.hard_rank` says) are largest weigh `config.hard_frames`, the others 1. Cached on
+    disk, keyed by the clips and the init adapter's weights (`hard_from` 0) or by the step that ranks them
+    (`hard_from` N: `adapter` holds the run's weights at step N), so that a resumed run draws the same."""
     def rank() -> torch.Tensor:
+        check(step <= config.hard_from, "hard_from", config.hard_from, "a run that ranked its hard frames at that "
+              f"step and kept them in {Path(config.out) / 'cache'} (they are gone: resume from a checkpoint at or "
+              "before it, or start again)")
         was_training = adapter.training
         adapter.eval()
         errors = field_errors(adapter, data, config.window, config.flow_interpolation, rank=config.hard_rank)
         adapter.train(was_training)
         return errors
 
-    errors = init_adapter_cache(config, "field-errors", "errors", rank,
-                                [config.window, config.flow_interpolation, list(data.latents.shape),
-                                 float(data.latents.double().sum()),
-                                 *([config.hard_rank] if config.hard_rank != "loss" else [])])
+    key = [config.window, config.flow_interpolation, list(data.latents.shape), float(data.latents.double().sum()),
+           *([config.hard_rank] if config.hard_rank != "loss" else [])]
+    errors = init_adapter_cache(config, "field-errors", "errors", rank, key) if config.hard_from == 0 else \
+        cached(config, "own-field-errors", "errors", rank, [config.hard_from, *key])
     ranked = errors[:, 2:].flatten()
     cut = torch.quantile(ranked, 1 - HARD_SHARE)
     if config.hard_rank == "sign":  # only frames the reversed field fits clearly better (a still object scores ~0)
         cut = torch.maximum(cut, SIGN_TOLERANCE * ranked.abs().median())
     hard = errors >= cut  # NaN (frames 0, 1) compares False
     data.frame_weights = torch.where(hard, config.hard_frames, 1.0)
+    by = "the init adapter's field" if config.hard_from == 0 else f"this run's field at step {config.hard_from}"
     print(f"hard frames: {int(hard.sum())} of {ranked.numel()} clip frames ({config.hard_rank} score ≥ {cut:.4f}, "
-          f"median {ranked.median():.4f}) drawn {config.hard_frames:g}× as often")
+          f"median {ranked.median():.4f}, ranked by {by}) drawn {config.hard_frames:g}× as often")
+
+
+def hard_frames_acted(config: dict, step: int) -> bool:
+    """Whether the hard frames of a run with these settings changed the draw before `step`."""
+    return config["hard_frames"] != 1 and (config["hard_from"] == 0 or config["hard_from"] < step)
 
 
 def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Tensor, prediction_type: str,
@@ -464,14 +490,19 @@ def _step_generator(config: TrainConfig, step: int, micro: int, rank: int) -> to
     return torch.Generator().manual_seed(seed)
 
 
-def _check_resumable(saved: dict, config: TrainConfig) -> None:
+def _check_resumable(saved: dict, config: TrainConfig, step: int) -> None:
+    """A checkpoint at `step` resumes only with the settings it was trained with, apart from RESUMABLE ones and,
+    where neither setting had drawn hard frames before `step`, the HARD ones (a second phase added later)."""
     now = dataclasses.asdict(config)
     saved = {**TrainConfig.LEGACY, **saved}
-    changed = [k for k in now if k not in TrainConfig.RESUMABLE and saved.get(k) != now[k]]
+    free = TrainConfig.RESUMABLE
+    if not (hard_frames_acted(saved, step) or hard_frames_acted(now, step)):
+        free += TrainConfig.HARD
+    changed = [k for k in now if k not in free and saved.get(k) != now[k]]
     if changed:
         k = changed[0]
         raise VidgenError(f"resume: {k} is {now[k]!r} but the checkpoint was trained with {saved.get(k)!r}; "
-                          f"expected the same settings (only {', '.join(TrainConfig.RESUMABLE)} may change)")
+                          f"expected the same settings (only {', '.join(free)} may change at step {step})")
 
 
 def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
@@ -508,7 +539,7 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
         init_from(adapter, config.init_adapter)  # a resumed run's checkpoint replaces it below
     if config.own_context > 0:
         add_own_videos(data, config, pipe)
-    if config.hard_frames > 1:
+    if config.hard_frames > 1 and config.hard_from == 0:
         add_hard_frames(data, config, adapter)
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.learning_rate,
@@ -516,7 +547,7 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     step, ema = 0, None
     if found is not None:
         step, ema, saved = load_checkpoint(found, adapter, optimizer)
-        _check_resumable(saved, config)
+        _check_resumable(saved, config, step)
         print(f"resumed from {found} at step {step}")
     if config.ema_decay > 0 and ema is None:
         ema = {k: v.detach().clone().float() for k, v in adapter.state_dict().items()}
@@ -528,6 +559,9 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     bar = tqdm(range(step, config.steps), initial=step, total=config.steps, desc="training",
                disable=not accelerator.is_main_process)
     for step in bar:
+        if config.hard_from and step >= config.hard_from and config.hard_frames > 1 and data.frame_weights is None:
+            with ema_weights(adapter, ema):  # this run's field ranks its hard frames (step: where it resumed)
+                add_hard_frames(data, config, adapter, step)
         for micro in range(config.gradient_accumulation):
             with accelerator.accumulate(model):
                 batch = make_batch(data, config, alphas, scheduler_cfg.prediction_type,
@@ -578,11 +612,19 @@ def init_from(adapter, folder: str) -> None:
 
 def export_adapter(adapter, ema: dict | None, folder: Path) -> None:
     """Save the adapter (its EMA weights when there are any) to `folder`, replacing it atomically."""
-    with atomic_dir(folder) as tmp:
-        if ema is None:
-            adapter.save_pretrained(tmp)
-            return
-        live = {k: v.detach().clone() for k, v in adapter.state_dict().items()}
-        adapter.load_state_dict({k: v.to(live[k].dtype) for k, v in ema.items()})
+    with atomic_dir(folder) as tmp, ema_weights(adapter, ema):
         adapter.save_pretrained(tmp)
+
+
+@contextlib.contextmanager
+def ema_weights(adapter, ema: dict | None):
+    """Within the block the adapter holds its EMA weights (where there are any); its own come back after."""
+    if ema is None:
+        yield
+        return
+    live = {k: v.detach().clone() for k, v in adapter.state_dict().items()}
+    adapter.load_state_dict({k: v.to(live[k].dtype) for k, v in ema.items()})
+    try:
+        yield
+    finally:
         adapter.load_state_dict(live)
