@@ -4,7 +4,8 @@ detector) and the others, each with the share that the run's ranking (its cached
 single objects split by speed.
 
     python benchmarks/hard_frames.py runs/adapter-hard --data runs/shapes-train --clips 600
-    # writes benchmarks/results/hard_frames.json
+    # writes benchmarks/results/hard_frames.json (--name NAME: NAME.json); a run ranked by an init adapter or by
+    # its own field (--hard-from) alike
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a vidgen train --out folder trained with --hard-frames")
     parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
     parser.add_argument("--clips", type=int, default=600)
+    parser.add_argument("--name", default="hard_frames")
     args = parser.parse_args()
-    found = sorted((args.run / "cache").glob("field-errors-*.safetensors"))
+    found = sorted((args.run / "cache").glob("*field-errors-*.safetensors"))
     if not found:
-        raise VidgenError(f"run: got {str(args.run)!r}, which has no cache/field-errors-*.safetensors; expected "
+        raise VidgenError(f"run: got {str(args.run)!r}, which has no cache/*field-errors-*.safetensors; expected "
                           "the --out folder of a vidgen train run with --hard-frames")
     errors = load_file(found[-1])["errors"].numpy()
     hard = errors >= np.quantile(errors[:, 2:], 1 - HARD_SHARE)  # the rule add_hard_frames applies
@@ -66,7 +68,7 @@ def main() -> None:
             tally[key][1] += 1
     result = {k: {"hard": h, "frames": m, "share_hard": round(h / m, 3)} for k, (h, m) in sorted(tally.items())}
     print(result)
-    write_results("hard_frames", {"run": str(args.run), "clips": args.clips, "results": result})
+    write_results(args.name, {"run": str(args.run), "clips": args.clips, "results": result})
 
 
 if __name__ == "__main__":
