@@ -408,7 +408,7 @@ def test_hard_from_ranks_by_the_runs_own_ema_field_and_a_plain_run_resumes_into_
     checkpoint holds them) and draws them from then on. A plain run resumed at N with the two flags added is the
     same run, weight for weight; once the hard frames have acted, changing them fails the resume."""
     from vidgen.pipeline import VideoPipeline
-    from vidgen.training import TrainingData, field_errors
+    from vidgen.training import field_errors
 
     kw = dict(num_frames=6, spatial_flow=True, flow_loss=1.0, ema_decay=0.9, joint_fraction=0.0)
     one = config(tiny_model, video_folder, tmp_path / "a", hard_frames=5.0, hard_from=2, **kw)

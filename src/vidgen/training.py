@@ -559,7 +559,7 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     bar = tqdm(range(step, config.steps), initial=step, total=config.steps, desc="training",
                disable=not accelerator.is_main_process)
     for step in bar:
-        if config.hard_from and step >= config.hard_from and config.hard_frames > 1 and data.frame_weights is None:
+        if config.hard_from and step >= config.hard_from and data.frame_weights is None:  # validate: hard_frames > 1
             with ema_weights(adapter, ema):  # this run's field ranks its hard frames (step: where it resumed)
                 add_hard_frames(data, config, adapter, step)
         for micro in range(config.gradient_accumulation):
