@@ -76,8 +76,17 @@ def windows(folder: Path) -> list[dict]:
 
 def run_all(args) -> dict:
     results = {}
+    before = json.loads((RESULTS / "demo_model.json").read_text()) if args.keep else {}
     for run in runs(args):
         if args.only and run["name"] not in args.only:
+            continue
+        if run["name"] in (args.keep or []):
+            row = before["results"].get(run["name"], {})
+            check(row.get("command") == command(run, args, Path(args.work) / run["name"]),
+                  "keep", run["name"], "rows whose command is unchanged in benchmarks/results/demo_model.json")
+            # a kept row names the benchmark command that measured it, however many times it was kept since
+            results[run["name"]] = {**row, "kept_from": row.get("kept_from", before["meta"]["command"])}
+            print(f"[{run['name']}] kept from the results before", flush=True)
             continue
         folder = Path(args.work) / run["name"]
         line = command(run, args, folder)
@@ -109,7 +118,8 @@ def markdown(results: dict, meta: dict) -> str:
         cells = [fmt.format(s[key]) if s.get(key) is not None else "–" for key, _, fmt in COLUMNS]
         lines.append(f"| {name} | {r['frames']} | {s['videos']} | " + " | ".join(cells) + " |")
     lines += ["", "Each row is one `vidgen eval` command:", ""]
-    lines += [f"- {name}: `{r['command']}`" for name, r in results.items()]
+    lines += [f"- {name}: `{r['command']}`" + (f" (kept from `{r['kept_from']}`)" if "kept_from" in r else "")
+              for name, r in results.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -168,13 +178,18 @@ def main() -> None:
     parser.add_argument("--drift", type=lambda text: [int(f) for f in text.split(",")], default=[64, 256],
                         help="autoregressive video lengths for the drift runs (comma-separated)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=lambda text: text.split(","), help="take these rows (comma-separated "
+                        "names) from the committed results as they are, e.g. token-only-train,independent-train "
+                        "when only the shipped adapter's weights changed: the token-only rows use their own "
+                        "adapter, the independent rows only the generation settings; their command must match")
     parser.add_argument("--only", type=lambda text: text.split(","), help="run just these rows (comma-separated "
                         "names, e.g. joint-train,drift-64) and write nothing: to run rows in parallel processes; "
                         "the run without it reads them back and writes the results")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
     names = [run["name"] for run in runs(args)]
-    check(not args.only or set(args.only) <= set(names), "only", args.only, f"names among {names}")
+    for option in ("only", "keep"):
+        check(set(getattr(args, option) or []) <= set(names), option, getattr(args, option), f"names among {names}")
     results = run_all(args)
     if args.only:
         return
