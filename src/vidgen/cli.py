@@ -56,7 +56,8 @@ def config_from(args: argparse.Namespace, cls):
     return cls(**given(args, cls))
 
 
-def build_parser() -> Parser:
+def build_parser(preset: str | None = None) -> Parser:
+    """With `preset`, `vidgen train`'s flags default to TrainConfig.PRESETS[preset] where it sets them."""
     from .pipeline import GenerationConfig
     from .training import TrainConfig
 
@@ -79,6 +80,10 @@ def build_parser() -> Parser:
     tr = sub.add_parser("train", help="train an adapter on a folder of captioned videos")
     add_config_flags(tr, TrainConfig)
     tr.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    tr.add_argument("--preset", choices=sorted(TrainConfig.PRESETS), help="start from a named set of defaults "
+                    "(demo: the shipped demo adapter's recipe, docs/model-card.md); flags given explicitly win")
+    if preset is not None:
+        tr.set_defaults(**TrainConfig.PRESETS[preset])
 
     data = sub.add_parser("data", help="make datasets").add_subparsers(dest="dataset", required=True,
                                                                     parser_class=Parser)
@@ -159,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.set_verbosity_error()  # e.g. a harmless note that torchvision is not installed
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "preset", None) is not None:  # again, with the preset's values as the defaults
+            args = build_parser(args.preset).parse_args(argv)
         if args.command == "generate":
             generate(args)
         elif args.command == "train":

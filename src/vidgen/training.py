@@ -124,6 +124,13 @@ class TrainConfig:
     #                     (its EMA weights where it keeps them) ranks them at step N and they are drawn as
     #                     `hard_frames` says from then on, so that one run holds both phases (no --init-adapter)
 
+    # named sets of defaults (`vidgen train --preset NAME`; fields given explicitly win): "demo" is the recipe of
+    # the shipped demo adapter (docs/model-card.md, training table), every option of its one command but the seed
+    PRESETS = {"demo": {"num_frames": 16, "batch_size": 16, "steps": 15000, "learning_rate": 3e-4,
+                        "context_noise": 100, "ema_decay": 0.99, "start_fraction": 0.5, "spatial_text": True,
+                        "spatial_text_words": True, "spatial_flow": True, "flow_loss": 1.0,
+                        "flow_interpolation": "bicubic", "flow_words": True, "word_binding": "appearance",
+                        "oversample": " and :3", "flow_depth": 2, "hard_frames": 5.0, "hard_from": 6000}}
     # fields that may change between a run and its resumption
     RESUMABLE = ("steps", "checkpoint_every", "log_every")
     # what a checkpoint saved before a field existed was trained with
