@@ -24,6 +24,19 @@ def cli(main) -> None:
         sys.exit(2)
 
 
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or one clear line if the `bench` extra is not installed. A benchmark
+    that measures for long calls it first too, so that a missing plotting library fails before the measurements."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise VidgenError("matplotlib: not installed; expected it for the plots: pip install -e '.[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
@@ -71,6 +84,8 @@ def folder_benchmark(description: str, default_name: str, measure, show=str, plo
     if len(labels) != len(args.folders):
         raise VidgenError(f"labels: got {len(labels)} ({','.join(labels)}); expected one per folder "
                           f"({len(args.folders)})")
+    if getattr(args, "plot", None) is not None:
+        pyplot()  # before the measurements
     results = {}
     for folder in args.folders:
         results[str(folder)] = measure(folder)

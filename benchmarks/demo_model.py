@@ -21,7 +21,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import cli, eval_command, machine, timed_eval  # noqa: E402
+from common import cli, eval_command, machine, pyplot, timed_eval  # noqa: E402
 from vidgen.errors import check  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
@@ -124,9 +124,7 @@ def markdown(results: dict, meta: dict) -> str:
 
 
 def plot(results: dict) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     kinds = ["autoregressive", "joint", "token-only", "independent"]
     metrics = [("attributes_correct", "attribute accuracy", 1), ("identity_consistency", "identity consistency", 1),
@@ -190,6 +188,8 @@ def main() -> None:
     names = [run["name"] for run in runs(args)]
     for option in ("only", "keep"):
         check(set(getattr(args, option) or []) <= set(names), option, getattr(args, option), f"names among {names}")
+    if not args.only:
+        pyplot()  # before the measurements
     results = run_all(args)
     if args.only:
         return

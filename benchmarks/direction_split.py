@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from common import cli, folder_benchmark
+from common import cli, folder_benchmark, pyplot
 from vidgen.data.video_folder import read_captions
 from vidgen.errors import VidgenError
 from vidgen.eval.scorer import parse_caption, score_video
@@ -70,10 +70,7 @@ def split(folder: Path) -> dict:
 
 def plot_bounces(results: dict, path: Path) -> None:
     """Bars: each folder's direction accuracy over moving pairs before and after a bounce."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels = list(results)
     fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 3.6))

@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from common import cli, eval_command, machine, timed_eval  # noqa: E402
+from common import cli, eval_command, machine, pyplot, timed_eval  # noqa: E402
 from vidgen.pipeline import GenerationConfig  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--name", default="sampler_settings", help="results/NAME.{json,md}, docs/images/NAME.png")
     args = parser.parse_args()
+    pyplot()  # before the measurements
     torch.set_num_threads(os.cpu_count() or 1)
     results = {}
     for setting in args.settings.split(","):
@@ -76,9 +77,7 @@ def main() -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     seconds = [r["seconds_per_video"] for r in results.values()]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import cli, machine, write_results
+from common import cli, machine, pyplot, write_results
 
 from vidgen.data.shapes import BACKGROUNDS, parse_caption, sample_scene
 from vidgen.errors import check
@@ -96,6 +96,7 @@ def main() -> None:
                         help=f"starts to compare, among {', '.join(LABELS)} (carry: the adapter's own field)")
     parser.add_argument("--name", default="start_oracle", help="results file name")
     args = parser.parse_args()
+    pyplot()  # before the measurements
     strengths = [float(s) for s in args.strengths.split(",")]
     check(set(args.fields.split(",")) <= set(LABELS), "fields", args.fields,
           f"a comma-separated list of {', '.join(LABELS)}")
@@ -121,9 +122,7 @@ def main() -> None:
 
 def plot(results: dict, name: str) -> None:
     """docs/images/NAME.png: direction and trajectory error over found frames against strength, per start."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for field in dict.fromkeys(key.split(":")[0] for key in results):
