@@ -87,13 +87,12 @@ def test_the_demo_preset_is_the_shipped_adapters_recipe():
     wins over the preset; and the adapter the preset builds is the shipped adapter's architecture."""
     import json
 
-    from vidgen.cli import build_parser, config_from
+    from vidgen.cli import config_from, parse_args
     from vidgen.training import TrainConfig
 
     def parsed(*flags):
         argv = ["train", "--model", str(BASE), "--data", "d", "--out", "o", "--seed", "1", *flags]
-        args = build_parser().parse_args(argv)
-        return config_from(build_parser(getattr(args, "preset", None)).parse_args(argv), TrainConfig)
+        return config_from(parse_args(argv), TrainConfig)
 
     card = ("--num-frames 16 --batch-size 16 --steps 15000 --learning-rate 3e-4 --context-noise 100 --ema-decay 0.99 "
             "--start-fraction 0.5 --spatial-text --spatial-text-words --spatial-flow --flow-loss 1.0 "

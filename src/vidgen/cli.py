@@ -118,6 +118,14 @@ def build_parser(preset: str | None = None) -> Parser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; `vidgen train --preset NAME` is parsed again with the preset's values as the defaults."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "preset", None) is not None:
+        args = build_parser(args.preset).parse_args(argv)
+    return args
+
+
 def generate(args) -> None:
     import torch
 
@@ -163,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers.utils.logging.set_verbosity_error()  # e.g. a harmless note that torchvision is not installed
     try:
-        args = build_parser().parse_args(argv)
-        if getattr(args, "preset", None) is not None:  # again, with the preset's values as the defaults
-            args = build_parser(args.preset).parse_args(argv)
+        args = parse_args(argv)
         if args.command == "generate":
             generate(args)
         elif args.command == "train":
