@@ -80,16 +80,16 @@ def run_all(args) -> dict:
     for run in runs(args):
         if args.only and run["name"] not in args.only:
             continue
+        folder = Path(args.work) / run["name"]
+        line = command(run, args, folder)
         if run["name"] in (args.keep or []):
             row = before["results"].get(run["name"], {})
-            check(row.get("command") == command(run, args, Path(args.work) / run["name"]),
-                  "keep", run["name"], "rows whose command is unchanged in benchmarks/results/demo_model.json")
+            check(row.get("command") == line, "keep", run["name"],
+                  "rows whose command is unchanged in benchmarks/results/demo_model.json")
             # a kept row names the benchmark command that measured it, however many times it was kept since
             results[run["name"]] = {**row, "kept_from": row.get("kept_from", before["meta"]["command"])}
             print(f"[{run['name']}] kept from the results before", flush=True)
             continue
-        folder = Path(args.work) / run["name"]
-        line = command(run, args, folder)
         print(f"[{run['name']}] {line}", flush=True)
         report, seconds = timed_eval(folder, args.model, run["adapter"], frechet=run["frames"] == 16,
                                      split=run["split"], num_prompts=run["prompts"], per_prompt=run["per_prompt"],
