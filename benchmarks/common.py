@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from vidgen.cli import GENERATE_FLAGS
 from vidgen.errors import VidgenError
 from vidgen.eval.evaluate import Report, evaluate_folder, generate_folder
 
@@ -41,21 +42,36 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def eval_command(model: str, adapter: str | None, folder: Path, **flags) -> str:
-    """The `vidgen eval` command line that `timed_eval` with these arguments amounts to."""
+# generate_folder's keyword → its `vidgen eval` flag, where the two differ
+EVAL_FLAGS = {"split": "prompts", "per_prompt": "videos_per_prompt",
+              **{field: flag for flag, field in GENERATE_FLAGS.items()}}
+
+
+def eval_command(model: str, adapter: str | None, folder: Path, **generate) -> str:
+    """The `vidgen eval` command line that `generate_folder(model, adapter, folder, **generate)` and scoring
+    amount to (flags in the order given)."""
     adapter = f" --adapter {adapter}" if adapter else ""
-    rest = "".join(f" --{k.replace('_', '-')} {v}" for k, v in flags.items())
+    rest = "".join(f" --{EVAL_FLAGS.get(k, k).replace('_', '-')} {v}" for k, v in generate.items())
     return f"vidgen eval --model {model}{adapter}{rest} --videos {folder}"
 
 
 def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool = True, reuse: bool = True,
-               **generate) -> tuple[Report, float]:
-    """`generate_folder` into `folder` (timed: seconds for the whole folder) and score it. With `reuse`, a
-    folder that already holds eval.json is read back instead, so an interrupted benchmark continues."""
+               **generate) -> tuple[Report, float, str]:
+    """`generate_folder` into `folder` (timed: seconds for the whole folder) and score it → (report, seconds, the
+    `eval_command` it amounts to). With `reuse`, a folder that already holds eval.json from the same command
+    (its command.txt) is read back instead, so an interrupted benchmark continues; one made by another command
+    is made again."""
     folder = Path(folder)
-    report_path, seconds_path = folder / "eval.json", folder / "seconds.json"
-    if reuse and report_path.is_file() and seconds_path.is_file():
-        return Report(**json.loads(report_path.read_text())), json.loads(seconds_path.read_text())
+    line = eval_command(model, adapter, folder, **generate)
+    report_path, seconds_path, command_path = folder / "eval.json", folder / "seconds.json", folder / "command.txt"
+    done = all(p.is_file() for p in (report_path, seconds_path, command_path))
+    if reuse and done and command_path.read_text().strip() == line:
+        return Report(**json.loads(report_path.read_text())), json.loads(seconds_path.read_text()), line
+    if reuse and report_path.is_file():
+        made_by = command_path.read_text().strip() if command_path.is_file() else "an unrecorded command"
+        print(f"{folder}: made by {made_by}, not {line}: made again", flush=True)
+    for path in (report_path, seconds_path, command_path):  # no record of this command until it is done
+        path.unlink(missing_ok=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     generate_folder(model, adapter, folder, **generate)
@@ -63,7 +79,8 @@ def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool =
     report = evaluate_folder(folder, frechet=frechet)
     report.write(report_path)
     seconds_path.write_text(json.dumps(seconds))
-    return report, seconds
+    command_path.write_text(line + "\n")
+    return report, seconds, line
 
 
 def folder_benchmark(description: str, default_name: str, measure, show=str, plot=None) -> None:

@@ -2,7 +2,8 @@
 token-path-only adapter, the independent-images baseline, and drift over 64 and 256 autoregressive frames.
 
 Each run is the same as one `vidgen eval` command (printed as it starts); a run whose folder already holds
-`eval.json` is read back, so an interrupted benchmark continues where it stopped.
+`eval.json` from the same command (its `command.txt`) is read back, so an interrupted benchmark continues where
+it stopped, and one made by another command is made again.
 
     python benchmarks/demo_model.py --token-adapter runs/adapter-token/adapter
     # writes benchmarks/results/demo_model.{json,md} and docs/images/demo_{metrics,drift}.png
@@ -50,10 +51,10 @@ def runs(args) -> list[dict]:
     return [r for r in out if r["adapter"] is not None or r["mode"] == "independent"]
 
 
-def command(run: dict, args, folder: Path) -> str:
-    return eval_command(args.model, run["adapter"], folder, mode=run["mode"], prompts=run["split"],
-                        num_prompts=run["prompts"], videos_per_prompt=run["per_prompt"], frames=run["frames"],
-                        seed=args.seed)
+def generation(run: dict, args) -> dict:
+    """`generate_folder`'s keywords for one row (in the order of its `vidgen eval` flags)."""
+    return dict(mode=run["mode"], split=run["split"], num_prompts=run["prompts"], per_prompt=run["per_prompt"],
+                frames=run["frames"], seed=args.seed)
 
 
 def windows(folder: Path) -> list[dict]:
@@ -81,7 +82,7 @@ def run_all(args) -> dict:
         if args.only and run["name"] not in args.only:
             continue
         folder = Path(args.work) / run["name"]
-        line = command(run, args, folder)
+        line = eval_command(args.model, run["adapter"], folder, **generation(run, args))
         if run["name"] in (args.keep or []):
             row = before["results"].get(run["name"], {})
             check(row.get("command") == line, "keep", run["name"],
@@ -91,9 +92,8 @@ def run_all(args) -> dict:
             print(f"[{run['name']}] kept from the results before", flush=True)
             continue
         print(f"[{run['name']}] {line}", flush=True)
-        report, seconds = timed_eval(folder, args.model, run["adapter"], frechet=run["frames"] == 16,
-                                     split=run["split"], num_prompts=run["prompts"], per_prompt=run["per_prompt"],
-                                     frames=run["frames"], mode=run["mode"], seed=args.seed)
+        report, seconds, _ = timed_eval(folder, args.model, run["adapter"], frechet=run["frames"] == 16,
+                                        **generation(run, args))
         results[run["name"]] = {**run, "command": line, "summary": report.summary,
                                 "generation_seconds": seconds}
         if run["name"].startswith("drift"):

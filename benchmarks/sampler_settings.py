@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
-from common import cli, eval_command, machine, pyplot, timed_eval  # noqa: E402
+from common import cli, machine, pyplot, timed_eval  # noqa: E402
 from vidgen.pipeline import GenerationConfig  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 
@@ -48,15 +48,14 @@ def main() -> None:
         scheduler, steps, *guidance = setting.split(":")
         guidance = float(guidance[0]) if guidance else GenerationConfig.guidance_scale
         folder = Path(args.work) / setting.replace(":", "-")
-        report, seconds = timed_eval(folder, args.model, args.adapter, frechet=False, reuse=False,
-                                     num_prompts=args.num_prompts, per_prompt=args.videos_per_prompt, seed=args.seed,
-                                     scheduler=scheduler, num_inference_steps=int(steps), guidance_scale=guidance)
+        report, seconds, line = timed_eval(folder, args.model, args.adapter, frechet=False, reuse=False,
+                                           num_prompts=args.num_prompts, per_prompt=args.videos_per_prompt,
+                                           seed=args.seed, scheduler=scheduler, num_inference_steps=int(steps),
+                                           guidance_scale=guidance)
         seconds /= args.num_prompts * args.videos_per_prompt
         summary = report.summary
         results[setting] = {"seconds_per_video": seconds, "summary": summary,
-                            "command": eval_command(args.model, args.adapter, folder, num_prompts=args.num_prompts,
-                                                    videos_per_prompt=args.videos_per_prompt, seed=args.seed,
-                                                    scheduler=scheduler, steps=steps, guidance=guidance)}
+                            "command": line}
         print(setting, f"{seconds:.2f} s/video", {k: round(summary[k], 3) for k, _, _ in KEYS}, flush=True)
     first = next(iter(results.values()))["seconds_per_video"]
     meta = {"machine": machine(),
