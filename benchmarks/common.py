@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -55,21 +56,31 @@ def eval_command(model: str, adapter: str | None, folder: Path, **generate) -> s
     return f"vidgen eval --model {model}{adapter}{rest} --videos {folder}"
 
 
+def digest(*folders: str | Path | None) -> str:
+    """sha256 over the files (names and bytes) of each folder given: what a model or adapter folder holds, its
+    weights and its generation_config.json, which the `vidgen eval` command line does not name."""
+    h = hashlib.sha256()
+    for folder in filter(None, folders):
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool = True, reuse: bool = True,
                **generate) -> tuple[Report, float, str]:
     """`generate_folder` into `folder` (timed: seconds for the whole folder) and score it → (report, seconds, the
-    `eval_command` it amounts to). With `reuse`, a folder that already holds eval.json from the same command
-    (its command.txt) is read back instead, so an interrupted benchmark continues; one made by another command
-    is made again."""
+    `eval_command` it amounts to). With `reuse`, a folder that already holds eval.json from the same command on
+    the same model and adapter files (its command.txt: the command and their `digest`) is read back instead, so
+    an interrupted benchmark continues; one made otherwise is made again."""
     folder = Path(folder)
     line = eval_command(model, adapter, folder, **generate)
+    record = f"{line}\n{digest(model, adapter)}\n"
     report_path, seconds_path, command_path = folder / "eval.json", folder / "seconds.json", folder / "command.txt"
     done = all(p.is_file() for p in (report_path, seconds_path, command_path))
-    if reuse and done and command_path.read_text().strip() == line:
+    if reuse and done and command_path.read_text() == record:
         return Report(**json.loads(report_path.read_text())), json.loads(seconds_path.read_text()), line
     if reuse and report_path.is_file():
-        made_by = command_path.read_text().strip() if command_path.is_file() else "an unrecorded command"
-        print(f"{folder}: made by {made_by}, not {line}: made again", flush=True)
+        print(f"{folder}: made by another command or other model files than {line}: made again", flush=True)
     for path in (report_path, seconds_path, command_path):  # no record of this command until it is done
         path.unlink(missing_ok=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +90,7 @@ def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool =
     report = evaluate_folder(folder, frechet=frechet)
     report.write(report_path)
     seconds_path.write_text(json.dumps(seconds))
-    command_path.write_text(line + "\n")
+    command_path.write_text(record)
     return report, seconds, line
 
 
