@@ -2,7 +2,8 @@
 
     python benchmarks/gallery.py        # writes docs/images/gallery/*.gif (frames scaled ×3 for viewing)
 
-Each GIF is what `vidgen generate PROMPT --seed S --frames F --out x.gif` writes, scaled up by pixel repetition.
+Each GIF is what `vidgen generate PROMPT --seed S --frames F --out x.gif` writes, scaled up by pixel repetition;
+its scores by the shapes scorer (on the frames before scaling) are printed beside it, for the captions.
 `compare.gif` puts the autoregressive mode, the joint mode and 16 independent images from the base model side
 by side for one prompt (same seed).
 """
@@ -21,6 +22,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from vidgen import VideoPipeline, export_video  # noqa: E402
 from vidgen.eval.evaluate import image_pipeline, independent_images  # noqa: E402
+from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.pipeline import GenerationConfig, read_generation_defaults  # noqa: E402
 from vidgen.shipped import ADAPTER, BASE  # noqa: E402
 from common import cli  # noqa: E402
@@ -55,7 +57,11 @@ def main() -> None:
     for name, prompt, frames, seed in ITEMS:
         video = pipe(prompt, num_frames=frames, generator=torch.Generator().manual_seed(seed)).frames
         export_video(big(video), OUT / f"{name}.gif", fps=8)
-        print(f"{name}.gif: {prompt!r}, {frames} frames, seed {seed}")
+        score = score_video(video, prompt)
+        print(f"{name}.gif: {prompt!r}, {frames} frames, seed {seed}: trajectory {score.trajectory_rmse:.1f} px "
+              f"({score.trajectory_rmse_found:.1f} over found frames), direction {score.direction_accuracy:.0%}, "
+              f"attributes {score.attributes_correct:.0%}, identity {score.identity_consistency:.0%}, found "
+              f"{score.found:.0%}, count {score.count_correct:.0%}")
 
     prompt = ITEMS[0][1]
     ar = pipe(prompt, num_frames=16, generator=torch.Generator().manual_seed(0)).frames
