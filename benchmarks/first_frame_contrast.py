@@ -18,7 +18,6 @@ Run it with nothing else running.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import os
@@ -31,8 +30,8 @@ import torch  # noqa: E402
 
 from common import cli, machine, write_results  # noqa: E402
 from first_frame import mistakes, objects_right  # noqa: E402
+from first_frame_pick import candidate_args  # noqa: E402
 from vidgen.data.shapes import sample_scene  # noqa: E402
-from vidgen.errors import check  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 
@@ -65,14 +64,7 @@ def lowest_right(groups: list[list[dict]], score, k: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-prompts", type=int, default=60)
-    parser.add_argument("--candidates", type=int, default=4)
-    parser.add_argument("--name", default="first_frame_contrast")
-    args = parser.parse_args()
-    check(args.num_prompts >= 1, "--num-prompts", args.num_prompts, "an integer ≥ 1")
-    check(args.candidates >= 2, "--candidates", args.candidates, "an integer ≥ 2")
-    torch.set_num_threads(os.cpu_count() or 1)
+    args = candidate_args(__doc__.splitlines()[0], "first_frame_contrast", 60)
     pipe = VideoPipeline.from_pretrained()
     rng = np.random.default_rng(11)
     scenes = []

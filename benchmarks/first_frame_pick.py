@@ -58,17 +58,25 @@ def room_ahead(image: np.ndarray, caption: str) -> float:
     return min([float(image.shape[0])] + [a for _, a in gaps(image[None], caption) if a is not None])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-prompts", type=int, default=96)
+def candidate_args(description: str, name: str, prompts: int, extra=lambda parser: None) -> argparse.Namespace:
+    """The command line of a benchmark over first-frame candidates: --num-prompts, --candidates (K ≥ 2), --name,
+    and what `extra(parser)` adds."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--num-prompts", type=int, default=prompts)
     parser.add_argument("--candidates", type=int, default=4)
-    parser.add_argument("--margins", type=lambda v: [float(m) for m in v.split(",")], default=[0.1, 0.2, 0.3],
-                        help="relative margins of the 'first within' rules, comma-separated")
-    parser.add_argument("--name", default="first_frame_pick")
+    parser.add_argument("--name", default=name)
+    extra(parser)
     args = parser.parse_args()
     check(args.num_prompts >= 1, "--num-prompts", args.num_prompts, "an integer ≥ 1")
     check(args.candidates >= 2, "--candidates", args.candidates, "an integer ≥ 2")
     torch.set_num_threads(os.cpu_count() or 1)
+    return args
+
+
+def main() -> None:
+    args = candidate_args(__doc__.splitlines()[0], "first_frame_pick", 96, lambda parser: parser.add_argument(
+        "--margins", type=lambda v: [float(m) for m in v.split(",")], default=[0.1, 0.2, 0.3],
+        help="relative margins of the 'first within' rules, comma-separated"))
     pipe = VideoPipeline.from_pretrained()
     rng = np.random.default_rng(11)
     captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
