@@ -68,13 +68,13 @@ def test_missing_shipped_model_is_a_one_line_error(monkeypatch, tmp_path, capsys
 
 
 def test_base_training_starts_from_a_shipped_base(tmp_path):
-    """`--init-model`: one step at a vanishing learning rate leaves the shipped base's weights where they were
-    (fresh weights would be nowhere near them), and the result is again an SD folder."""
+    """`--init-model`: one step at a vanishing learning rate, preference pairs included, leaves the shipped base's
+    weights where they were (fresh weights would be nowhere near them), and the result is again an SD folder."""
     from safetensors.torch import load_file
 
     from vidgen.base.text2image import train_base
     folder = train_base(MODELS / "shapes-vae", tmp_path, steps=1, batch_size=2, lr=1e-9, frames=8, init=BASE,
-                        pair_weight=3.0)
+                        pair_weight=3.0, preferences=4, preference_batch=2)
     for part in ("unet", "text_encoder"):
         before = load_file(next((BASE / part).glob("*.safetensors")))
         after = load_file(next((folder / part).glob("*.safetensors")))

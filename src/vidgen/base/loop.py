@@ -19,7 +19,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, s
     run again with a later one to go on), resuming from `state` if it holds a checkpoint.
 
     `loss_at(step)` draws that step's data from a generator seeded by the step, so a resumed run repeats what an
-    uninterrupted one would have done; it returns (loss to minimise, number to log). With `ema_decay` > 0 an
+    uninterrupted one would have done; it returns (loss to minimise, number or dict of numbers to log). With `ema_decay` > 0 an
     exponential moving average of the weights is kept (and checkpointed); → (the log, the EMA weights or None).
     A state saved without an EMA starts its EMA at the saved weights."""
     saved = load_training_state(state, model, optimizer)
@@ -49,7 +49,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, s
                     ema[k].mul_(ema_decay).add_(v.float(), alpha=1 - ema_decay)
         step += 1
         if step % 50 == 0 or step == end:
-            log.append({"step": step, "loss": round(shown, 5), "seconds": round(time.time() - start)})
+            shown = shown if isinstance(shown, dict) else {"loss": shown}
+            log.append({"step": step, **{k: round(v, 5) for k, v in shown.items()},
+                        "seconds": round(time.time() - start)})
             print(log[-1], flush=True)
         if step % save_every == 0 or step == end:
             save_training_state(state, model, optimizer, {"step": step, "log": log}, ema)

@@ -10,12 +10,16 @@ classifier-free guidance. The result is saved as a standard diffusers Stable Dif
 
 `--init-model FOLDER` starts from a trained SD folder's text encoder and UNet instead of fresh weights (to train
 a shipped base on), `--pair-weight W` draws frames of two-object scenes W times as often, and `--ema-decay D`
-saves an exponential moving average of the weights (checkpointed with them) as the model.
+saves an exponential moving average of the weights (checkpointed with them) as the model. `--preferences N`
+(with `--init-model`) adds N preference pairs, each a right frame against the same frame drawn with one of the
+base's mistakes (an extra copy, a missing object, a colour leaked or swapped), trained with the Diffusion-DPO loss
+against the starting model (`preference`).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 from pathlib import Path
 
@@ -30,6 +34,7 @@ from ..data.shapes import VOCABULARY, make_video
 from ..errors import positive_number
 from ..tiny import build_clip_tokenizer
 from .loop import fit
+from .preference import dpo_loss, make_pair
 
 MAX_TOKENS = 32
 TEXT = dict(hidden_size=128, intermediate_size=256, num_attention_heads=4, num_hidden_layers=3,
@@ -56,32 +61,56 @@ class TextToImage(nn.Module):
 
 
 @torch.no_grad()
+def encode(vae: AutoencoderKL, tokenizer, frames: list[np.ndarray], captions: list[str]) -> tuple[torch.Tensor,
+                                                                                                  torch.Tensor]:
+    """Frames (S, S, 3) uint8 → their latents (scaled), 256 at a time; captions → token ids."""
+    latents = []
+    for start in range(0, len(frames), 256):
+        x = torch.from_numpy(np.stack(frames[start:start + 256])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        latents.append(vae.encode(x).latent_dist.mode() * vae.config.scaling_factor)
+    return torch.cat(latents), tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True,
+                                         return_tensors="pt").input_ids
+
+
 def encode_dataset(vae: AutoencoderKL, tokenizer, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor,
                                                                                torch.Tensor]:
     """n single frames of shapes videos (latents, scaled), their token ids (full or appearance-only) and whether
     each frame's scene holds two objects."""
     rng = np.random.default_rng([seed, 99])
-    latents, ids, pairs = [], [], []
-    for start in range(0, n, 256):
-        batch, captions = [], []
-        for _ in range(min(256, n - start)):
-            video, scene, _ = make_video(int(rng.integers(2 ** 31)), frames=8, canvas=64)
-            batch.append(video[rng.integers(8)])
-            captions.append(scene.caption(motion=bool(rng.random() < 0.5)))
-            pairs.append(len(scene.objects) == 2)
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1
-        latents.append(vae.encode(x).latent_dist.mode() * vae.config.scaling_factor)
-        ids.append(tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True,
-                             return_tensors="pt").input_ids)
-    return torch.cat(latents), torch.cat(ids), torch.tensor(pairs)
+    frames, captions, pairs = [], [], []
+    for _ in range(n):
+        video, scene, _ = make_video(int(rng.integers(2 ** 31)), frames=8, canvas=64)
+        frames.append(video[rng.integers(8)])
+        captions.append(scene.caption(motion=bool(rng.random() < 0.5)))
+        pairs.append(len(scene.objects) == 2)
+    return *encode(vae, tokenizer, frames, captions), torch.tensor(pairs)
+
+
+def encode_preferences(vae: AutoencoderKL, tokenizer, n: int, seed: int, pair_share: float = 0.75):
+    """n preference pairs (`preference.make_pair`): winners' and losers' latents and the captions' token ids
+    (full or appearance-only, half each)."""
+    made = [make_pair(int(np.random.SeedSequence([seed, 31, i]).generate_state(1)[0]), pair_share)
+            for i in range(n)]
+    rng = np.random.default_rng([seed, 32])
+    captions = [scene.caption(motion=bool(rng.random() < 0.5)) for _, _, scene, _ in made]
+    winners, ids = encode(vae, tokenizer, [w for w, _, _, _ in made], captions)
+    losers, _ = encode(vae, tokenizer, [lo for _, lo, _, _ in made], captions)
+    kinds = {}
+    for *_, flaw in made:
+        kinds[flaw] = kinds.get(flaw, 0) + 1
+    print(f"{n} preference pairs: {kinds}")
+    return winners, losers, ids
 
 
 def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32, lr: float = 3e-4,
                frames: int = 20000, seed: int = 0, init: Path | None = None, pair_weight: float = 1.0,
-               ema_decay: float = 0.0, stop_at: int | None = None) -> Path:
+               ema_decay: float = 0.0, stop_at: int | None = None, preferences: int = 0, preference_batch: int = 16,
+               beta: float = 2000.0) -> Path:
     """Train (or, from `init`, train on) the text encoder and UNet; → the SD folder written to `out/model`, which
     holds the EMA weights when `ema_decay` > 0. With `stop_at`, training stops at that step of the `steps`
-    schedule (checkpointed) and the model is written from there."""
+    schedule (checkpointed) and the model is written from there. With `preferences` > 0, each step also takes
+    `preference_batch` of that many preference pairs (`preference`) through the Diffusion-DPO loss at `beta`,
+    against the model it starts from, frozen."""
     torch.manual_seed(seed)
     tokenizer = build_clip_tokenizer(VOCABULARY, MAX_TOKENS)
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
@@ -93,6 +122,9 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
     if init is not None:  # a trained base's weights (stored fp16) as the start
         model.text_encoder.load_state_dict(CLIPTextModel.from_pretrained(init / "text_encoder").float().state_dict())
         model.unet.load_state_dict(UNet2DConditionModel.from_pretrained(init / "unet").float().state_dict())
+    if preferences:
+        winners, losers, pref_ids = encode_preferences(vae, tokenizer, preferences, seed)
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     scheduler = DDIMScheduler(**SCHEDULER)
     abar = scheduler.alphas_cumprod
@@ -106,7 +138,13 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
         noise = torch.randn(x0.shape, generator=g)
         a = abar[t].view(-1, 1, 1, 1)
         loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, tok), noise)
-        return loss, loss.item()
+        if not preferences:
+            return loss, loss.item()
+        p = torch.randint(preferences, (preference_batch,), generator=g)
+        t = torch.randint(len(abar), (preference_batch,), generator=g)
+        dpo, ahead = dpo_loss(model, reference, winners[p], losers[p], t, torch.randn(winners[p].shape, generator=g),
+                              abar, pref_ids[p], beta)
+        return loss + dpo, {"loss": loss.item(), "dpo": dpo.item(), "ahead": ahead}
 
     _, ema = fit(model, optimizer, out / "state", steps, loss_at, clip=1.0, ema_decay=ema_decay, stop_at=stop_at,
                  lr_at=lambda step: lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + np.cos(np.pi * step / steps)))
@@ -173,12 +211,21 @@ def main() -> None:
                         help="draw frames of two-object scenes this many times as often")
     parser.add_argument("--ema-decay", type=ema_decay, default=0.0,
                         help="keep an EMA of the weights with this decay and save it as the model (0: off)")
+    parser.add_argument("--preferences", type=step_count, default=None,
+                        help="also train on this many preference pairs (a right frame against it drawn with one of "
+                        "the base's mistakes) with the Diffusion-DPO loss, against the starting model")
+    parser.add_argument("--preference-batch", type=step_count, default=16, help="preference pairs per step")
+    parser.add_argument("--beta", type=positive, default=2000.0, help="the Diffusion-DPO loss's β")
     parser.add_argument("--stop-at", type=step_count, help="stop at this step of the --steps schedule and write the "
                         "model from there (run again without it, or with a later one, to go on)")
     args = parser.parse_args()
+    if args.preferences and args.init_model is None:
+        parser.error("--preferences needs --init-model: the Diffusion-DPO loss measures the model against the one "
+                     "it starts from")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # OMP_NUM_THREADS=1 beside another job
     print(train_base(args.vae, args.out, args.steps, args.batch_size, args.learning_rate, args.frames, args.seed,
-                     args.init_model, args.pair_weight, args.ema_decay, args.stop_at))
+                     args.init_model, args.pair_weight, args.ema_decay, args.stop_at, args.preferences or 0,
+                     args.preference_batch, args.beta))
 
 
 if __name__ == "__main__":
