@@ -53,9 +53,9 @@ def contrasts(scene) -> dict[str, str]:
             "a_alone": with_objects(a), "b_alone": with_objects(b)}
 
 
-def rank_right_below_wrong(groups: list[list[dict]], score) -> tuple[float, int]:
+def rank_right_below_wrong(groups: list[list[dict]], score) -> tuple[float | None, int]:
     pairs = [(score(r), score(w)) for g in groups for r, w in itertools.product(g, g) if r["right"] and not w["right"]]
-    return round(float(np.mean([r < w for r, w in pairs])), 3), len(pairs)
+    return (round(float(np.mean([r < w for r, w in pairs])), 3) if pairs else None), len(pairs)
 
 
 def lowest_right(groups: list[list[dict]], score, k: int) -> float:

@@ -71,3 +71,32 @@ def test_dpo_loss_starts_at_log_2_and_training_prefers_the_winner():
         optimizer.step()
     assert loss.item() < 0.5 * math.log(2) and ahead == 1.0
     assert all(torch.equal(p, q) for p, q in zip(reference.state_dict().values(), kept.values()))
+
+
+def test_the_anchor_counts_a_winner_made_worse_against_its_pair():
+    """DPO-Positive's term, checked against the formula by hand: a model whose error on the winners is above the
+    reference's pays λ times that rise inside the sigmoid, on top of plain DPO; where it is below, nothing."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model, reference = Denoiser(), Denoiser()
+    with torch.no_grad():  # a reference near the model, so that its errors are sometimes above, sometimes below
+        for p, q in zip(reference.parameters(), model.parameters()):
+            p.copy_(q + 0.05 * torch.randn_like(q))
+    abar = torch.linspace(0.99, 0.01, 1000)
+    x_w, x_l, noise = torch.randn(6, 4, 5, 5), torch.randn(6, 4, 5, 5), torch.randn(6, 4, 5, 5)
+    t, ids = torch.randint(1000, (6,)), torch.zeros(6, 3, dtype=torch.long)
+
+    def error(net, x0):
+        a = abar[t].view(-1, 1, 1, 1)
+        return ((net(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, ids) - noise) ** 2).mean(dim=(1, 2, 3))
+
+    with torch.no_grad():
+        w = error(model, x_w) - error(reference, x_w)
+        d = w - (error(model, x_l) - error(reference, x_l))
+        plain, anchored = dpo_loss(model, reference, x_w, x_l, t, noise, abar, ids, 10.0)[0], \
+            dpo_loss(model, reference, x_w, x_l, t, noise, abar, ids, 10.0, anchor=3.0)[0]
+    assert (w > 0).any() and (w < 0).any()  # both cases are in the batch
+    assert torch.allclose(plain, -F.logsigmoid(-5.0 * d).mean(), atol=1e-6)
+    assert torch.allclose(anchored, -F.logsigmoid(-5.0 * (d + 3.0 * w.clamp(min=0))).mean(), atol=1e-6)
+    assert anchored > plain

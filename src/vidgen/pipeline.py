@@ -17,8 +17,8 @@ from .adapter import VideoAdapter, VideoDenoiser
 from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
-from .sampling import (FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive, sample_frame,
-                       sample_joint)
+from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
+                       sample_frame, sample_joint)
 from .video import VideoWriter, read_video, resize_center_crop
 
 SCHEDULERS = {
@@ -392,12 +392,14 @@ class VideoPipeline:
         return candidates, self.base_denoising_error(candidates, text, generator)
 
     @torch.no_grad()
-    def base_denoising_error(self, latents: torch.Tensor, text: torch.Tensor, generator=None) -> torch.Tensor:
+    def base_denoising_error(self, latents: torch.Tensor, text: torch.Tensor, generator=None,
+                             levels=ERROR_LEVELS) -> torch.Tensor:
         """`sampling.denoising_error` of latents (K, c, h, w) under the base model alone (no adapter context)
-        given `text` (an `encode_prompt` output) → (K,): lower, the base model finds a sample more likely."""
+        given `text` (an `encode_prompt` output) at `levels` → (K,): lower, the base model finds a sample more
+        likely."""
         base = lambda x, t: self.denoiser.predict(x, t, text.expand(len(x), -1, -1), None)  # noqa: E731
         return denoising_error(base, latents, self.scheduler.alphas_cumprod,
-                               self.scheduler.config.get("prediction_type", "epsilon"), generator=generator)
+                               self.scheduler.config.get("prediction_type", "epsilon"), levels, generator)
 
     @torch.no_grad()
     def __call__(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,

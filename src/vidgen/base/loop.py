@@ -12,16 +12,16 @@ from ..checkpoint import load_training_state, save_training_state
 
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: Path, steps: int,
-        loss_at: Callable[[int], tuple[torch.Tensor, float]], lr_at: Callable[[int], float],
+        loss_at: Callable[[int], tuple[torch.Tensor, float | dict]], lr_at: Callable[[int], float],
         save_every: int = 250, clip: float | None = None, ema_decay: float = 0.0,
         stop_at: int | None = None) -> tuple[list[dict], dict | None]:
     """Run optimizer steps until `steps` (or until `stop_at`, checkpointed there, on the same `lr_at` schedule:
     run again with a later one to go on), resuming from `state` if it holds a checkpoint.
 
     `loss_at(step)` draws that step's data from a generator seeded by the step, so a resumed run repeats what an
-    uninterrupted one would have done; it returns (loss to minimise, number or dict of numbers to log). With `ema_decay` > 0 an
-    exponential moving average of the weights is kept (and checkpointed); → (the log, the EMA weights or None).
-    A state saved without an EMA starts its EMA at the saved weights."""
+    uninterrupted one would have done; it returns (loss to minimise, number or dict of numbers to log). With
+    `ema_decay` > 0 an exponential moving average of the weights is kept (and checkpointed); → (the log, the EMA
+    weights or None). A state saved without an EMA starts its EMA at the saved weights."""
     saved = load_training_state(state, model, optimizer)
     step, log, ema = 0, [], None
     if saved:

@@ -105,12 +105,13 @@ def encode_preferences(vae: AutoencoderKL, tokenizer, n: int, seed: int, pair_sh
 def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32, lr: float = 3e-4,
                frames: int = 20000, seed: int = 0, init: Path | None = None, pair_weight: float = 1.0,
                ema_decay: float = 0.0, stop_at: int | None = None, preferences: int = 0, preference_batch: int = 16,
-               beta: float = 2000.0) -> Path:
+               beta: float = 2000.0, preference_from: int = 0, anchor: float = 0.0) -> Path:
     """Train (or, from `init`, train on) the text encoder and UNet; → the SD folder written to `out/model`, which
     holds the EMA weights when `ema_decay` > 0. With `stop_at`, training stops at that step of the `steps`
     schedule (checkpointed) and the model is written from there. With `preferences` > 0, each step also takes
     `preference_batch` of that many preference pairs (`preference`) through the Diffusion-DPO loss at `beta`,
-    against the model it starts from, frozen."""
+    against the model it starts from, frozen, at levels t ≥ `preference_from` (where the layout is decided),
+    the winner anchored by `anchor` (`preference.dpo_loss`)."""
     torch.manual_seed(seed)
     tokenizer = build_clip_tokenizer(VOCABULARY, MAX_TOKENS)
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
@@ -141,9 +142,9 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
         if not preferences:
             return loss, loss.item()
         p = torch.randint(preferences, (preference_batch,), generator=g)
-        t = torch.randint(len(abar), (preference_batch,), generator=g)
+        t = torch.randint(preference_from, len(abar), (preference_batch,), generator=g)
         dpo, ahead = dpo_loss(model, reference, winners[p], losers[p], t, torch.randn(winners[p].shape, generator=g),
-                              abar, pref_ids[p], beta)
+                              abar, pref_ids[p], beta, anchor)
         return loss + dpo, {"loss": loss.item(), "dpo": dpo.item(), "ahead": ahead}
 
     _, ema = fit(model, optimizer, out / "state", steps, loss_at, clip=1.0, ema_decay=ema_decay, stop_at=stop_at,
@@ -216,6 +217,11 @@ def main() -> None:
                         "the base's mistakes) with the Diffusion-DPO loss, against the starting model")
     parser.add_argument("--preference-batch", type=step_count, default=16, help="preference pairs per step")
     parser.add_argument("--beta", type=positive, default=2000.0, help="the Diffusion-DPO loss's β")
+    parser.add_argument("--anchor", type=float, default=0.0, metavar="LAMBDA",
+                        help="count a winner's error rising above the starting model's LAMBDA times against its pair "
+                        "(DPO-Positive; default 0: plain DPO)")
+    parser.add_argument("--preference-from", type=int, choices=range(0, 1000), default=0, metavar="T",
+                        help="noise the preference pairs only to levels t ≥ T (0-999; default 0: all)")
     parser.add_argument("--stop-at", type=step_count, help="stop at this step of the --steps schedule and write the "
                         "model from there (run again without it, or with a later one, to go on)")
     args = parser.parse_args()
@@ -225,7 +231,8 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # OMP_NUM_THREADS=1 beside another job
     print(train_base(args.vae, args.out, args.steps, args.batch_size, args.learning_rate, args.frames, args.seed,
                      args.init_model, args.pair_weight, args.ema_decay, args.stop_at, args.preferences or 0,
-                     args.preference_batch, args.beta))
+                     args.preference_batch, args.beta, args.preference_from,
+                     args.anchor))
 
 
 if __name__ == "__main__":
