@@ -15,29 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
-from transformers import CLIPTextModel  # noqa: E402
+from diffusers import AutoencoderKL, DDIMScheduler  # noqa: E402
 
 from common import cli, machine, write_results  # noqa: E402
-from vidgen.base.text2image import (MAX_TOKENS, SCHEDULER, TextToImage, encode_dataset,  # noqa: E402
-                                    encode_preferences, sd_folder)
+from vidgen.base.text2image import (MAX_TOKENS, SCHEDULER, encode_dataset, encode_preferences,  # noqa: E402
+                                    load_model, sd_folder)
 from vidgen.data.shapes import VOCABULARY  # noqa: E402
 from vidgen.tiny import build_clip_tokenizer  # noqa: E402
 
 BANDS = ((0, 250), (250, 500), (500, 750), (750, 1000))
-
-
-def load(folder: Path, tokenizer) -> TextToImage:
-    model = TextToImage(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
-    model.text_encoder.load_state_dict(CLIPTextModel.from_pretrained(folder / "text_encoder").float().state_dict())
-    model.unet.load_state_dict(UNet2DConditionModel.from_pretrained(folder / "unet").float().state_dict())
-    return model.eval()
 
 
 @torch.no_grad()
@@ -65,12 +56,12 @@ def main() -> None:
     t, noise = torch.randint(1000, (512,), generator=g), torch.randn(latents.shape, generator=g)
     draws = [(lo, hi, torch.randint(lo, hi, (256,), generator=g), torch.randn(winners.shape, generator=g))
              for lo, hi in BANDS]
-    reference = load(bases[0], tokenizer)
+    reference = load_model(bases[0], tokenizer).eval()
     ref_pairs = {lo: (errors(reference, winners, pair_ids, tb, nb, abar), errors(reference, losers, pair_ids, tb, nb,
                                                                                 abar)) for lo, _, tb, nb in draws}
     results = {}
     for folder in bases:
-        model = load(folder, tokenizer)
+        model = load_model(folder, tokenizer).eval()
         err = errors(model, latents, ids, t, noise, abar)
         row = {"ordinary_loss": round(err.mean().item(), 5), "one_object": round(err[~pairs].mean().item(), 5),
                "two_objects": round(err[pairs].mean().item(), 5), "pairs": {}}

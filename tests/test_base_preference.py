@@ -100,3 +100,23 @@ def test_the_anchor_counts_a_winner_made_worse_against_its_pair():
     assert torch.allclose(plain, -F.logsigmoid(-5.0 * d).mean(), atol=1e-6)
     assert torch.allclose(anchored, -F.logsigmoid(-5.0 * (d + 3.0 * w.clamp(min=0))).mean(), atol=1e-6)
     assert anchored > plain
+
+
+def test_base_training_command_line_rejects_bad_input_in_one_line(monkeypatch, capsys, tmp_path):
+    """A missing VAE folder, a negative anchor, pairs without a model to measure against: each exits 2 with one
+    line that names the value and what is accepted, before anything is loaded."""
+    import pytest
+
+    from vidgen.base.text2image import main
+
+    vae = tmp_path / "vae"
+    vae.mkdir()
+    (vae / "config.json").write_text("{}")
+    cases = {("--vae", str(tmp_path / "none")): "--vae: got", ("--vae", str(vae), "--anchor", "-1"): "≥ 0",
+             ("--vae", str(vae), "--preferences", "8"): "--preferences needs --init-model"}
+    for flags, expected in cases.items():
+        monkeypatch.setattr("sys.argv", ["text2image", "--out", str(tmp_path / "out"), *flags])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and expected in err[-1] and "Traceback" not in "\n".join(err), flags

@@ -60,6 +60,14 @@ class TextToImage(nn.Module):
         return self.unet(x_t, t, encoder_hidden_states=self.text_encoder(ids)[0]).sample
 
 
+def load_model(folder: Path, tokenizer) -> TextToImage:
+    """The text encoder and UNet of a Stable Diffusion folder (stored fp16) as one fp32 `TextToImage`."""
+    model = TextToImage(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    model.text_encoder.load_state_dict(CLIPTextModel.from_pretrained(folder / "text_encoder").float().state_dict())
+    model.unet.load_state_dict(UNet2DConditionModel.from_pretrained(folder / "unet").float().state_dict())
+    return model
+
+
 @torch.no_grad()
 def encode(vae: AutoencoderKL, tokenizer, frames: list[np.ndarray], captions: list[str]) -> tuple[torch.Tensor,
                                                                                                   torch.Tensor]:
@@ -119,10 +127,8 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
     weights = torch.where(pairs, pair_weight, 1.0)
     print(f"{int(pairs.sum())} of {frames} frames hold two objects, drawn {pair_weight:g}x as often")
     null_ids = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids
-    model = TextToImage(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
-    if init is not None:  # a trained base's weights (stored fp16) as the start
-        model.text_encoder.load_state_dict(CLIPTextModel.from_pretrained(init / "text_encoder").float().state_dict())
-        model.unet.load_state_dict(UNet2DConditionModel.from_pretrained(init / "unet").float().state_dict())
+    model = TextToImage(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id) if init is None else \
+        load_model(init, tokenizer)  # a trained base's weights (stored fp16) as the start
     if preferences:
         winners, losers, pref_ids = encode_preferences(vae, tokenizer, preferences, seed)
         reference = copy.deepcopy(model).eval().requires_grad_(False)
@@ -172,6 +178,15 @@ def sd_folder(value: str) -> Path:
     return folder
 
 
+def vae_folder(value: str) -> Path:
+    """argparse type: a diffusers VAE folder (or a Stable Diffusion folder's vae/)."""
+    folder = Path(value)
+    if not (folder / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a diffusers AutoencoderKL folder with config.json "
+                                         "(e.g. models/shapes-vae)")
+    return folder
+
+
 def positive(value: str) -> float:
     """argparse type: a finite number > 0."""
     number = positive_number(value)
@@ -187,12 +202,25 @@ def step_count(value: str) -> int:
     return int(value)
 
 
+def as_float(value: str) -> float:
+    """The number `value` spells, NaN if none (NaN fails every range check)."""
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def non_negative(value: str) -> float:
+    """argparse type: a finite number ≥ 0."""
+    number = as_float(value)
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a finite number ≥ 0, e.g. 50")
+    return number
+
+
 def ema_decay(value: str) -> float:
     """argparse type: a number in [0, 1)."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
+    number = as_float(value)
     if not 0 <= number < 1:
         raise argparse.ArgumentTypeError(f"got {value!r}; expected a number in [0, 1), e.g. 0.999")
     return number
@@ -200,7 +228,7 @@ def ema_decay(value: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the demo model's text encoder and UNet on shapes frames.")
-    parser.add_argument("--vae", type=Path, required=True)
+    parser.add_argument("--vae", type=vae_folder, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -217,7 +245,7 @@ def main() -> None:
                         "the base's mistakes) with the Diffusion-DPO loss, against the starting model")
     parser.add_argument("--preference-batch", type=step_count, default=16, help="preference pairs per step")
     parser.add_argument("--beta", type=positive, default=2000.0, help="the Diffusion-DPO loss's β")
-    parser.add_argument("--anchor", type=float, default=0.0, metavar="LAMBDA",
+    parser.add_argument("--anchor", type=non_negative, default=0.0, metavar="LAMBDA",
                         help="count a winner's error rising above the starting model's LAMBDA times against its pair "
                         "(DPO-Positive; default 0: plain DPO)")
     parser.add_argument("--preference-from", type=int, choices=range(0, 1000), default=0, metavar="T",
@@ -230,9 +258,9 @@ def main() -> None:
                      "it starts from")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # OMP_NUM_THREADS=1 beside another job
     print(train_base(args.vae, args.out, args.steps, args.batch_size, args.learning_rate, args.frames, args.seed,
-                     args.init_model, args.pair_weight, args.ema_decay, args.stop_at, args.preferences or 0,
-                     args.preference_batch, args.beta, args.preference_from,
-                     args.anchor))
+                     args.init_model, args.pair_weight, args.ema_decay, args.stop_at, preferences=args.preferences or 0,
+                     preference_batch=args.preference_batch, beta=args.beta, preference_from=args.preference_from,
+                     anchor=args.anchor))
 
 
 if __name__ == "__main__":
