@@ -137,6 +137,24 @@ def test_first_frame_candidates_open_the_video_with_the_one_of_lowest_denoising_
         live_pipe("a red square", first_frame_candidates=2, first_frame_margin=-0.1, **SMALL)
 
 
+def test_first_frame_steps_draws_frame_0_with_its_own_step_count(live_pipe, monkeypatch):
+    """`first_frame_steps`: frame 0 (one candidate or several) runs that many sampler steps, the frames after it
+    `num_inference_steps`; the frame it draws is the one `first_frame_candidates` returns for the same options."""
+    from vidgen import pipeline
+    steps = []
+    real = pipeline.sample_frame
+    monkeypatch.setattr(pipeline, "sample_frame", lambda *a, **k: steps.append(a[3]) or real(*a, **k))
+    video = live_pipe("a red square moving right", generator=seeded(4), first_frame_steps=5, **SMALL).frames
+    assert steps == [5]  # frame 0 apart; the later frames go through sample_autoregressive with 3 steps
+    frames, _ = live_pipe.first_frame_candidates("a red square moving right", generator=seeded(4),
+                                                 first_frame_steps=5, **SMALL)
+    assert np.array_equal(video[0], frames[0]) and len(video) == 4
+    plain = live_pipe("a red square moving right", generator=seeded(4), **SMALL).frames
+    assert not np.array_equal(plain[0], video[0])
+    with pytest.raises(VidgenError, match="first_frame_steps: got 0.*an integer ≥ 1"):
+        live_pipe("a red square", first_frame_steps=0, **SMALL)
+
+
 @pytest.mark.parametrize("target", ["v.mp4", "v.gif", "v.webm", "frames/"])
 def test_export_round_trip(tmp_path, target):
     video = moving_squares(1, frames=5, size=32)[0][0]

@@ -67,6 +67,8 @@ class GenerationConfig:
     first_frame_margin: float = 0.0  # with first_frame_candidates: keep the first candidate drawn whose error is
     #     within this share of the lowest (0: the lowest), so that the pick leans less on what the base model
     #     finds likely beyond the caption (where it puts objects, say)
+    first_frame_steps: int | None = None  # steps for a frame with no context in autoregressive mode (None: the
+    #     num_inference_steps of every frame); few-step sampling copies objects more often
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -93,6 +95,8 @@ class GenerationConfig:
         check(self.first_frame_candidates >= 1, "first_frame_candidates", self.first_frame_candidates,
               "an integer ≥ 1")
         check(self.first_frame_margin >= 0, "first_frame_margin", self.first_frame_margin, "a number ≥ 0")
+        check(self.first_frame_steps is None or self.first_frame_steps >= 1, "first_frame_steps",
+              self.first_frame_steps, "an integer ≥ 1 (or none: num_inference_steps)")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -350,7 +354,7 @@ class VideoPipeline:
                             base_first=config.first_frame == "base",
                             carry=self.warp_in_image if config.carry_space == "image" else warp_latents)
         shape = self._frame_shape(config)
-        if prefix is None and config.first_frame_candidates > 1:  # a likeliest candidate opens the video
+        if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates, error = self._first_frame_candidates(text, null_text, config, shape, generator)
             prefix = candidates[first_within(error, config.first_frame_margin)][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
@@ -383,11 +387,12 @@ class VideoPipeline:
         k = config.first_frame_candidates
         model = frame_model(self.denoiser, text.expand(k, -1, -1), null_text.expand(k, -1, -1), config.guidance(),
                             base_first=config.first_frame == "base")
+        steps = config.first_frame_steps or config.num_inference_steps
         scheduler = self.make_scheduler(config)
-        scheduler.set_timesteps(config.num_inference_steps, device=self.device)
+        scheduler.set_timesteps(steps, device=self.device)
         empty = torch.zeros(k, 0, *shape[1:], device=self.device, dtype=self.dtype)
         candidates = sample_frame(model(FrameContext.make(empty, [], 0, float(config.context_noise))), scheduler,
-                                  (k, *shape[1:]), config.num_inference_steps, None, generator=generator,
+                                  (k, *shape[1:]), steps, None, generator=generator,
                                   device=self.device, dtype=self.dtype)
         return candidates, self.base_denoising_error(candidates, text, generator)
 
@@ -407,7 +412,7 @@ class VideoPipeline:
         """Generate a video. Options are the fields of `GenerationConfig` (num_frames, height, width,
         num_inference_steps, guidance_scale, context_guidance_scale, later_guidance_scale, null_field,
         negative_prompt, mode, scheduler, window, start, strength, carry_space, context_noise, first_frame,
-        first_frame_candidates, first_frame_margin). `image`: a first
+        first_frame_candidates, first_frame_margin, first_frame_steps). `image`: a first
         frame (path, PIL image or array); `video`: a clip (path or (f, h, w, 3) array) to continue; both
         autoregressive only. With `output`, frames are also
         streamed to that file as they are made."""
