@@ -25,6 +25,7 @@ from diffusers import AutoencoderKL, DDIMScheduler  # noqa: E402
 from common import cli, machine, write_results  # noqa: E402
 from vidgen.base.text2image import (MAX_TOKENS, SCHEDULER, encode_dataset, encode_preferences,  # noqa: E402
                                     load_model, sd_folder)
+from vidgen.base.preference import errors as denoising_errors  # noqa: E402
 from vidgen.data.shapes import VOCABULARY  # noqa: E402
 from vidgen.tiny import build_clip_tokenizer  # noqa: E402
 
@@ -33,11 +34,9 @@ BANDS = ((0, 250), (250, 500), (500, 750), (750, 1000))
 
 @torch.no_grad()
 def errors(model, x0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, abar) -> torch.Tensor:
-    """Per sample: the mean squared error of predicting ε from x0 noised to level t."""
-    a = abar[t].view(-1, 1, 1, 1)
-    out = torch.cat([model(a[i:i + 128].sqrt() * x0[i:i + 128] + (1 - a[i:i + 128]).sqrt() * noise[i:i + 128],
-                           t[i:i + 128], ids[i:i + 128]) for i in range(0, len(x0), 128)])
-    return ((out - noise) ** 2).mean(dim=(1, 2, 3))
+    """`preference.errors`, 128 samples at a time."""
+    return torch.cat([denoising_errors(model, x0[i:i + 128], t[i:i + 128], noise[i:i + 128], abar, ids[i:i + 128])
+                      for i in range(0, len(x0), 128)])
 
 
 def main() -> None:

@@ -81,6 +81,15 @@ def make_pair(seed: int, pair_share: float, canvas: int = 64) -> tuple[np.ndarra
     return video[j], render(loser, [c[None] for c in at], canvas)[0], scene, flaw
 
 
+def errors(model, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor,
+           ids: torch.Tensor) -> torch.Tensor:
+    """Per sample of x0 (n, c, h, w): the mean squared error of `model` (x_t, t, ids) → ε at predicting `noise`
+    from x0 noised with it to level t."""
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    return F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, ids), noise,
+                      reduction="none").mean(dim=(1, 2, 3))
+
+
 def dpo_loss(model, reference, x_w: torch.Tensor, x_l: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
              alphas_cumprod: torch.Tensor, ids: torch.Tensor, beta: float,
              anchor: float = 0.0) -> tuple[torch.Tensor, float]:
@@ -88,12 +97,10 @@ def dpo_loss(model, reference, x_w: torch.Tensor, x_l: torch.Tensor, t: torch.Te
     where the model already prefers the winner more than the reference does. With `anchor` λ > 0, the winner's
     error rising above the reference's counts λ times against the pair (DPO-Positive, Pal et al. 2024): plain
     DPO can widen the gap by making the model worse at both."""
-    t2, ids2, target = t.repeat(2), ids.repeat(2, 1), torch.cat([noise, noise])
-    a = alphas_cumprod[t2].view(-1, 1, 1, 1)
-    x_t = a.sqrt() * torch.cat([x_w, x_l]) + (1 - a).sqrt() * target
-    err = F.mse_loss(model(x_t, t2, ids2), target, reduction="none").mean(dim=(1, 2, 3))
+    pair = (torch.cat([x_w, x_l]), t.repeat(2), torch.cat([noise, noise]), alphas_cumprod, ids.repeat(2, 1))
+    err = errors(model, *pair)
     with torch.no_grad():
-        ref = F.mse_loss(reference(x_t, t2, ids2), target, reduction="none").mean(dim=(1, 2, 3))
+        ref = errors(reference, *pair)
     w, l = (err - ref).chunk(2)
     inside = -0.5 * beta * (w - l + anchor * w.clamp(min=0))
     return -F.logsigmoid(inside).mean(), float((inside > 0).float().mean())

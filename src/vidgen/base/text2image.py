@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -103,10 +104,7 @@ def encode_preferences(vae: AutoencoderKL, tokenizer, n: int, seed: int, pair_sh
     captions = [scene.caption(motion=bool(rng.random() < 0.5)) for _, _, scene, _ in made]
     winners, ids = encode(vae, tokenizer, [w for w, _, _, _ in made], captions)
     losers, _ = encode(vae, tokenizer, [lo for _, lo, _, _ in made], captions)
-    kinds = {}
-    for *_, flaw in made:
-        kinds[flaw] = kinds.get(flaw, 0) + 1
-    print(f"{n} preference pairs: {kinds}")
+    print(f"{n} preference pairs: {dict(Counter(flaw for *_, flaw in made))}")
     return winners, losers, ids
 
 
