@@ -63,14 +63,27 @@ def lowest_right(groups: list[list[dict]], score, k: int) -> float:
                                 for sub in itertools.combinations(g, k)])), 3)
 
 
+def pick_scores(groups: list[list[dict]], scores: dict, k: int) -> dict:
+    """Per score (a candidate → a number, lower preferred): how often it ranks a right candidate below a wrong one
+    of the same caption, and how often the lowest of 2 and of `k` candidates is right."""
+    return {name: {"ranks_right_below_wrong": rank_right_below_wrong(groups, score)[0],
+                   "lowest_of_2_right": lowest_right(groups, score, 2),
+                   f"lowest_of_{k}_right": lowest_right(groups, score, k)} for name, score in scores.items()}
+
+
+def two_object_scenes(n: int) -> list:
+    """The first n two-object train-split scenes of a fixed draw."""
+    rng, scenes = np.random.default_rng(11), []
+    while len(scenes) < n:
+        scene = sample_scene(rng, "train")
+        scenes += [scene] if len(scene.objects) == 2 else []
+    return scenes
+
+
 def main() -> None:
     args = candidate_args(__doc__.splitlines()[0], "first_frame_contrast", 60)
     pipe = VideoPipeline.from_pretrained()
-    rng = np.random.default_rng(11)
-    scenes = []
-    while len(scenes) < args.num_prompts:
-        scene = sample_scene(rng, "train")
-        scenes += [scene] if len(scene.objects) == 2 else []
+    scenes = two_object_scenes(args.num_prompts)
     groups = []
     for i, scene in enumerate(scenes):
         captions = contrasts(scene)
@@ -94,10 +107,7 @@ def main() -> None:
              "a colour missing, no copy": lambda c: c["missing"] and not c["copy"], "right": lambda c: c["right"]}
     results = {
         "captions": len(groups), "candidates": len(every), "right": round(float(np.mean([c["right"] for c in every])), 3),
-        "scores": {name: {"ranks_right_below_wrong": rank_right_below_wrong(groups, score)[0],
-                          "lowest_of_2_right": lowest_right(groups, score, 2),
-                          f"lowest_of_{args.candidates}_right": lowest_right(groups, score, args.candidates)}
-                   for name, score in SCORES.items()},
+        "scores": pick_scores(groups, SCORES, args.candidates),
         "right_wrong_pairs": rank_right_below_wrong(groups, SCORES["error under the caption (two noises per level)"])[1],
         "leak_caption_likelier_than_the_caption": {
             kind: {"candidates": len(chosen := [c for c in every if test(c)]),

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from common import cli, machine, write_results  # noqa: E402
 from first_frame import mistakes, objects_right  # noqa: E402
-from first_frame_contrast import lowest_right, rank_right_below_wrong  # noqa: E402
+from first_frame_contrast import pick_scores, rank_right_below_wrong  # noqa: E402
 from first_frame_pick import candidate_args  # noqa: E402
 from vidgen.data.shapes import sample_scene  # noqa: E402
 from vidgen.eval.scorer import score_video  # noqa: E402
@@ -67,14 +67,11 @@ def main() -> None:
     results = {}
     for objects, chosen in groups.items():
         every = [c for g in chosen for c in g]
-        ranks = {name: rank_right_below_wrong(chosen, score) for name, score in scores.items()}
         results[f"{objects} object{'s' if objects > 1 else ''}"] = {
             "captions": len(chosen), "candidates_right": round(float(np.mean([c["right"] for c in every])), 3),
-            "right_wrong_pairs": next(iter(ranks.values()))[1],
-            "scores": {name: {"ranks_right_below_wrong": ranks[name][0],
-                              "lowest_of_2_right": lowest_right(chosen, score, 2),
-                              f"lowest_of_{args.candidates}_right": lowest_right(chosen, score, args.candidates)}
-                       for name, score in scores.items()}}
+            "right_wrong_pairs": rank_right_below_wrong(chosen, scores["the shipped pick's error (one noise per "
+                                                                       "level)"])[1],
+            "scores": pick_scores(chosen, scores, args.candidates)}
     print(results)
     write_results(args.name, {"machine": machine(), "results": results})
 
