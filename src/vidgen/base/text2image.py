@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from torch import nn
+import transformers
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..data.shapes import VOCABULARY, make_video
@@ -160,6 +161,8 @@ def train_base(vae_dir: Path, out: Path, steps: int = 6000, batch_size: int = 32
 
 def save_model(model: TextToImage, vae: AutoencoderKL, tokenizer, folder: Path) -> Path:
     """Write a standard Stable Diffusion folder (fp16) that `StableDiffusionPipeline.from_pretrained` loads."""
+    from diffusers import StableDiffusionPipeline  # here: importing the pipelines makes transformers print a note
+
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=model.text_encoder, tokenizer=tokenizer, unet=model.unet,
                                    scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
@@ -225,6 +228,7 @@ def ema_decay(value: str) -> float:
 
 
 def main() -> None:
+    transformers.utils.logging.set_verbosity_error()  # as the vidgen command: a harmless note on torchvision
     parser = argparse.ArgumentParser(description="Train the demo model's text encoder and UNet on shapes frames.")
     parser.add_argument("--vae", type=vae_folder, required=True)
     parser.add_argument("--out", type=Path, required=True)
