@@ -355,8 +355,10 @@ class VideoPipeline:
                             carry=self.warp_in_image if config.carry_space == "image" else warp_latents)
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
-            candidates, error = self._first_frame_candidates(text, null_text, config, shape, generator)
-            prefix = candidates[first_within(error, config.first_frame_margin)][None, None]
+            candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
+            pick = 0 if len(candidates) == 1 else first_within(self.base_denoising_error(candidates, text, generator),
+                                                                 config.first_frame_margin)
+            prefix = candidates[pick][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
                                         start=guess or Start(config.start), strength=config.strength,
@@ -373,17 +375,17 @@ class VideoPipeline:
         whose error is within `first_frame_margin` of the lowest (0: the lowest)."""
         config = self._config(prompt, options)
         text, null_text = self._texts(prompt, config)
-        latents, error = self._first_frame_candidates(text, null_text, config, self._frame_shape(config), generator)
-        return self.decode(latents), error
+        latents = self._first_frame_candidates(text, null_text, config, self._frame_shape(config), generator)
+        return self.decode(latents), self.base_denoising_error(latents, text, generator)
 
     def _frame_shape(self, config: GenerationConfig) -> tuple[int, int, int, int]:
         return (1, self.denoiser.unet.config.in_channels, config.height // self.vae_scale_factor,
                 config.width // self.vae_scale_factor)
 
     def _first_frame_candidates(self, text, null_text, config: GenerationConfig, shape,
-                                generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame 0 drawn `first_frame_candidates` times in one batch (K, c, h, w), and how well the base model
-        alone denoises each given the caption (K,): lower, the base model finds it more likely."""
+                                generator) -> torch.Tensor:
+        """Frame 0 drawn `first_frame_candidates` times in one batch (K, c, h, w), in `first_frame_steps` steps
+        if set; `base_denoising_error` then ranks them."""
         k = config.first_frame_candidates
         model = frame_model(self.denoiser, text.expand(k, -1, -1), null_text.expand(k, -1, -1), config.guidance(),
                             base_first=config.first_frame == "base")
@@ -394,7 +396,7 @@ class VideoPipeline:
         candidates = sample_frame(model(FrameContext.make(empty, [], 0, float(config.context_noise))), scheduler,
                                   (k, *shape[1:]), steps, None, generator=generator,
                                   device=self.device, dtype=self.dtype)
-        return candidates, self.base_denoising_error(candidates, text, generator)
+        return candidates
 
     @torch.no_grad()
     def base_denoising_error(self, latents: torch.Tensor, text: torch.Tensor, generator=None,
