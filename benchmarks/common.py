@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+import vidgen.eval
 from vidgen.cli import GENERATE_FLAGS
 from vidgen.errors import VidgenError
 from vidgen.eval.evaluate import Report, evaluate_folder, generate_folder
@@ -57,11 +58,12 @@ def eval_command(model: str, adapter: str | None, folder: Path, **generate) -> s
 
 
 def digest(*folders: str | Path | None) -> str:
-    """sha256 over the files (names and bytes) of each folder given: what a model or adapter folder holds, its
-    weights and its generation_config.json, which the `vidgen eval` command line does not name."""
+    """sha256 over the files (names and bytes, bytecode caches left out) of each folder given: what a model or
+    adapter folder holds, its weights and its generation_config.json, which the `vidgen eval` command line does
+    not name; or the scorer's code and weights."""
     h = hashlib.sha256()
     for folder in filter(None, folders):
-        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
@@ -71,17 +73,23 @@ def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool =
     """`generate_folder` into `folder` (timed: seconds for the whole folder) and score it → (report, seconds, the
     `eval_command` it amounts to). With `reuse`, a folder that already holds eval.json from the same command on
     the same model and adapter files (its command.txt: the command and their `digest`) is read back instead, so
-    an interrupted benchmark continues; one made otherwise is made again."""
+    an interrupted benchmark continues; its videos are scored again where the scorer has changed since (its
+    scorer.txt: `digest` of vidgen/eval); one made otherwise is made again."""
     folder = Path(folder)
     line = eval_command(model, adapter, folder, **generate)
     record = f"{line}\n{digest(model, adapter)}\n"
     report_path, seconds_path, command_path = folder / "eval.json", folder / "seconds.json", folder / "command.txt"
+    scorer_path, scorer = folder / "scorer.txt", digest(Path(vidgen.eval.__file__).parent)
     done = all(p.is_file() for p in (report_path, seconds_path, command_path))
     if reuse and done and command_path.read_text() == record:
+        if not scorer_path.is_file() or scorer_path.read_text() != scorer:
+            print(f"{folder}: scored again (the scorer has changed since)", flush=True)
+            evaluate_folder(folder, frechet=frechet).write(report_path)
+            scorer_path.write_text(scorer)
         return Report(**json.loads(report_path.read_text())), json.loads(seconds_path.read_text()), line
     if reuse and report_path.is_file():
         print(f"{folder}: made by another command or other model files than {line}: made again", flush=True)
-    for path in (report_path, seconds_path, command_path):  # no record of this command until it is done
+    for path in (report_path, seconds_path, command_path, scorer_path):  # no record until it is done
         path.unlink(missing_ok=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -90,6 +98,7 @@ def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool =
     report = evaluate_folder(folder, frechet=frechet)
     report.write(report_path)
     seconds_path.write_text(json.dumps(seconds))
+    scorer_path.write_text(scorer)
     command_path.write_text(record)
     return report, seconds, line
 

@@ -94,6 +94,8 @@ def build_parser(preset: str | None = None) -> Parser:
     world.add_argument("--size", type=int, default=64)
     world.add_argument("--seed", type=int, default=0)
     world.add_argument("--split", default="train", help="train | heldout")
+    world.add_argument("--crossing", type=float, default=0.0, help="share of two-object videos whose objects start "
+                       "apart and then cross paths (default 0: kept apart where possible)")
 
     ev = sub.add_parser("eval", help="score shapes-world videos against their captions")
     ev.add_argument("--videos", help="a video folder with captions.jsonl to score (with --model: the folder to "
@@ -181,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "data":
             from .data.shapes import write_dataset
 
-            out = write_dataset(args.out, args.videos, args.frames, args.size, args.seed, args.split)
+            out = write_dataset(args.out, args.videos, args.frames, args.size, args.seed, args.split,
+                                crossing=args.crossing)
             print(f"wrote {args.videos} {args.split} videos and captions.jsonl to {out}")
         elif args.command == "eval":
             evaluate_command(args)

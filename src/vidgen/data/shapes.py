@@ -161,8 +161,10 @@ def render(scene: Scene, centres: list[np.ndarray], canvas: int) -> np.ndarray:
     return np.round(image).astype(np.uint8)
 
 
-def place(scene: Scene, rng: np.random.Generator, canvas: int, frames: int, tries: int = 200) -> list[np.ndarray]:
-    """Trajectories whose objects never overlap during the frames where possible (rejection sampling)."""
+def place(scene: Scene, rng: np.random.Generator, canvas: int, frames: int, tries: int = 200,
+          cross: bool = False) -> list[np.ndarray]:
+    """Trajectories whose objects never overlap during the frames where possible (rejection sampling); with
+    `cross`, two objects that start apart and whose paths then cross (overlap at some frame), where possible."""
     best, best_gap = None, -np.inf
     for _ in range(tries):
         paths = []
@@ -172,45 +174,53 @@ def place(scene: Scene, rng: np.random.Generator, canvas: int, frames: int, trie
         if len(paths) == 1:
             return paths
         reach = sum(o.half_extent(canvas) * np.sqrt(2) for o in scene.objects)  # bounding circles
-        gap = float(np.min(np.linalg.norm(paths[0] - paths[1], axis=1)) - reach)
-        if gap > 0:
+        gaps = np.linalg.norm(paths[0] - paths[1], axis=1) - reach
+        gap = float(gaps[0] if cross else gaps.min())
+        if gap > 0 and (not cross or gaps.min() < 0):
             return paths
         if gap > best_gap:
             best, best_gap = paths, gap
     return best
 
 
-def make_video(seed: int, frames: int = 16, canvas: int = 64, split: str = "train"):
-    """(frames (f, S, S, 3) uint8, scene, trajectories), deterministic in `seed`."""
+def make_video(seed: int, frames: int = 16, canvas: int = 64, split: str = "train", crossing: float = 0.0):
+    """(frames (f, S, S, 3) uint8, scene, trajectories), deterministic in `seed`. A two-object scene's paths
+    cross (`place(cross=True)`) with probability `crossing`; at 0 no draw is made for it, so the videos are the
+    ones made before the option existed."""
     rng = np.random.default_rng(seed)
     scene = sample_scene(rng, split)
-    paths = place(scene, rng, canvas, frames)
+    cross = crossing > 0 and len(scene.objects) == 2 and bool(rng.random() < crossing)
+    paths = place(scene, rng, canvas, frames, cross=cross)
     return render(scene, paths, canvas), scene, paths
 
 
 class ShapesDataset:
     """In-memory shapes videos: item i is (frames, caption), deterministic in (seed, i)."""
 
-    def __init__(self, num_videos: int, frames: int = 16, canvas: int = 64, seed: int = 0, split: str = "train"):
+    def __init__(self, num_videos: int, frames: int = 16, canvas: int = 64, seed: int = 0, split: str = "train",
+                 crossing: float = 0.0):
         check(split in SPLITS, "split", split, " or ".join(SPLITS))
+        check(0 <= crossing <= 1, "crossing", crossing, "a share in [0, 1]")
         self.num_videos, self.frames, self.canvas, self.seed, self.split = num_videos, frames, canvas, seed, split
+        self.crossing = crossing
 
     @property
     def cache_key(self) -> str:
         """Identifies the contents, so that training can cache their latents."""
-        return f"shapes-{self.num_videos}-{self.frames}-{self.canvas}-{self.seed}-{self.split}"
+        key = f"shapes-{self.num_videos}-{self.frames}-{self.canvas}-{self.seed}-{self.split}"
+        return key + (f"-cross{self.crossing}" if self.crossing else "")
 
     def __len__(self) -> int:
         return self.num_videos
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, str]:
         video, scene, _ = make_video(int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0]),
-                                     self.frames, self.canvas, self.split)
+                                     self.frames, self.canvas, self.split, self.crossing)
         return video, scene.caption()
 
 
 def write_dataset(out: str | Path, num_videos: int, frames: int = 16, canvas: int = 64, seed: int = 0,
-                  split: str = "train", fps: float = 8) -> Path:
+                  split: str = "train", fps: float = 8, crossing: float = 0.0) -> Path:
     """Write `num_videos` mp4 files and `captions.jsonl` (the video-folder format `vidgen train` reads)."""
     from ..video import export_video
 
@@ -219,7 +229,7 @@ def write_dataset(out: str | Path, num_videos: int, frames: int = 16, canvas: in
     check(canvas >= 16 and canvas % 2 == 0, "size", canvas, "an even integer ≥ 16")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = ShapesDataset(num_videos, frames, canvas, seed, split)
+    data = ShapesDataset(num_videos, frames, canvas, seed, split, crossing)
     lines = []
     for i in range(num_videos):
         video, caption = data[i]

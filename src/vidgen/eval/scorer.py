@@ -221,14 +221,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                 dets[k][i] = Detection(False, np.full(2, np.nan), None, None, 0.0) if stray is None else \
                     Detection(False, stray.centre, stray.shape, stray.size, stray.area)
 
-    overlap = np.zeros((len(scene.objects), f), bool)
-    if len(scene.objects) == 2:
-        a, b = scene.objects
-        reach = (a.half_extent(canvas) + b.half_extent(canvas)) * np.sqrt(2) + 1
-        for i in range(f):
-            ca, cb = dets[0][i].centre, dets[1][i].centre
-            overlap[:, i] = bool(np.isfinite(ca).all() and np.isfinite(cb).all()
-                                 and np.linalg.norm(ca - cb) < reach)
+    overlap = _overlap(scene, dets, colour_found, canvas)
 
     colour_ok, shape_ok, size_ok, all_ok, identity, sq_err, direction = [], [], [], [], [], [], []
     found, sq_err_found, by_object = [], [], []
@@ -243,7 +236,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         size_ok += list(z[keep])
         all_ok += list((c & s & z & (bg_name == scene.background))[keep])
         first = (d[0].present, d[0].shape, d[0].size)
-        identity += [(x.present, x.shape, x.size) == first for x in d]
+        identity += [(x.present, x.shape, x.size) == first for x, kept in zip(d, keep) if kept]
         centres = np.array([x.centre for x in d])
         located = np.isfinite(centres).all(axis=1)
         found += list(located[keep])
@@ -258,7 +251,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         err = np.where(located, ((centres - want) ** 2).sum(axis=1), canvas ** 2)
         sq_err += list(err[keep])
         sq_err_found += list(err[keep & located])
-        hits, back = _direction_hits(obj, centres, want, canvas)
+        hits, back = _direction_hits(obj, centres, want, canvas, keep)
         direction += hits
         by_object.append({"motion": motion, "hits": int(sum(hits)), "pairs": len(hits),
                           "reversed_hits": int(sum(h for h, r in zip(hits, back) if r)), "reversed_pairs": sum(back)})
@@ -266,7 +259,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
     flicker = _flicker(frames, dets, [o.half_extent(canvas) for o in scene.objects])
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
     return VideoScore(caption=caption, frames=f, background_correct=float(bg_name == scene.background),
-                      count_correct=mean(count_ok), colour_correct=mean(colour_ok), shape_correct=mean(shape_ok),
+                      count_correct=mean(count_ok[~overlap.any(axis=0)]), colour_correct=mean(colour_ok), shape_correct=mean(shape_ok),
                       size_correct=mean(size_ok), attributes_correct=mean(all_ok),
                       trajectory_rmse=float(np.sqrt(np.mean(sq_err))) if sq_err else float("nan"),
                       direction_accuracy=mean(direction), identity_consistency=mean(identity), flicker=flicker,
@@ -276,15 +269,43 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                       details={"background_detected": bg_name, "direction_by_object": by_object})
 
 
-def _direction_hits(obj: ShapeObject, centres: np.ndarray, want: np.ndarray, canvas: int) -> tuple[list[bool],
-                                                                                                list[bool]]:
-    """Per pair of frames DIRECTION_BASELINE apart: the displacement has the sign the (bouncing) caption motion
-    implies and is at least half the slow speed's; a still object moves less than that. A baseline of two
-    frames keeps the slow speed (0.5 px per frame at 32 px) well above the centroid jitter of compression.
-    → (hits, and per pair whether the motion then runs against the caption's direction: after a bounce)."""
+def _overlap(scene: Scene, dets: list[list[Detection]], colour_found: np.ndarray, canvas: int) -> np.ndarray:
+    """(objects, f): the object-frames where two objects overlap, which the per-object figures leave out. Two
+    objects overlap where both are located within the reach of their bounding circles; and an object whose
+    colour is not found is hidden (not lost) where the other's colour is found within that reach of where the
+    caption's path from frame 0 puts it: the ground truth of crossing paths hides the object behind the one
+    drawn over it."""
+    f = len(dets[0])
+    overlap = np.zeros((len(scene.objects), f), bool)
+    if len(scene.objects) != 2:
+        return overlap
+    a, b = scene.objects
+    reach = (a.half_extent(canvas) + b.half_extent(canvas)) * np.sqrt(2) + 1
+    centres = [np.array([d.centre for d in row]) for row in dets]
+    for i in range(f):
+        ca, cb = centres[0][i], centres[1][i]
+        overlap[:, i] = bool(np.isfinite(ca).all() and np.isfinite(cb).all() and np.linalg.norm(ca - cb) < reach)
+    for k, obj in enumerate(scene.objects):
+        if not np.isfinite(centres[k][0]).all():
+            continue  # no start, no path: never found is the worst error
+        want, other = expected_path(obj, centres[k][0], canvas, f), 1 - k
+        near = np.linalg.norm(want - centres[other], axis=1) < reach  # False where the other is not located
+        overlap[k] |= ~colour_found[k] & colour_found[other] & near
+    return overlap
+
+
+def _direction_hits(obj: ShapeObject, centres: np.ndarray, want: np.ndarray, canvas: int,
+                    keep: np.ndarray) -> tuple[list[bool], list[bool]]:
+    """Per pair of frames DIRECTION_BASELINE apart, both outside an overlap (`keep`): the displacement has the
+    sign the (bouncing) caption motion implies and is at least half the slow speed's; a still object moves less
+    than that. A baseline of two frames keeps the slow speed (0.5 px per frame at 32 px) well above the
+    centroid jitter of compression. → (hits, and per pair whether the motion then runs against the caption's
+    direction: after a bounce)."""
     still = 0.5 * DIRECTION_BASELINE * canvas / REFERENCE_SIZE
     hits, reversed_ = [], []
     for i in range(DIRECTION_BASELINE, len(centres)):
+        if not (keep[i] and keep[i - DIRECTION_BASELINE]):
+            continue  # an overlapped object's centre is not where it is
         moved = centres[i] - centres[i - DIRECTION_BASELINE]
         axis = 0 if obj.direction in ("left", "right") else 1
         expected = want[i, axis] - want[i - DIRECTION_BASELINE, axis]
