@@ -259,8 +259,8 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
     flicker = _flicker(frames, dets, [o.half_extent(canvas) for o in scene.objects])
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
     return VideoScore(caption=caption, frames=f, background_correct=float(bg_name == scene.background),
-                      count_correct=mean(count_ok[~overlap.any(axis=0)]), colour_correct=mean(colour_ok), shape_correct=mean(shape_ok),
-                      size_correct=mean(size_ok), attributes_correct=mean(all_ok),
+                      count_correct=mean(count_ok[~overlap.any(axis=0)]), colour_correct=mean(colour_ok),
+                      shape_correct=mean(shape_ok), size_correct=mean(size_ok), attributes_correct=mean(all_ok),
                       trajectory_rmse=float(np.sqrt(np.mean(sq_err))) if sq_err else float("nan"),
                       direction_accuracy=mean(direction), identity_consistency=mean(identity), flicker=flicker,
                       object_frames=int((~overlap).sum()), overlap_frames=int(overlap.sum()),
