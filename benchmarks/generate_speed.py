@@ -8,6 +8,9 @@ Run it with nothing else running: two torch processes on 2 cores slow each other
 
     python benchmarks/generate_speed.py --against="--first-frame-candidates 1"
     # also times the command with these flags added, interleaved with the default one: the ratio of the medians
+    python benchmarks/generate_speed.py --against-env /tmp/venv-readme
+    # also times the default command in another Python environment (its bin/vidgen), e.g. one made by the
+    # README's two install commands alone, interleaved
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--against", help="vidgen generate flags to time too, interleaved with the defaults (e.g. "
                         "--against=\"--first-frame-candidates 1\", with '='): reports both medians and their ratio")
+    parser.add_argument("--against-env", help="a Python environment folder whose bin/vidgen to time the command "
+                        "with too (with --against's flags if given), interleaved with this one's")
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     walls, phases, against = [], [], []
@@ -58,8 +63,9 @@ def main() -> None:
         out = str(Path(tmp) / "video.mp4")
         for _ in range(args.repeats):  # interleaved: whole command, [the other flags,] then the phases
             walls.append(wall(["vidgen", "generate", PROMPT, "--out", out]))
-            if args.against:
-                against.append(wall(["vidgen", "generate", PROMPT, "--out", out, *shlex.split(args.against)]))
+            if args.against or args.against_env:
+                other = str(Path(args.against_env) / "bin" / "vidgen") if args.against_env else "vidgen"
+                against.append(wall([other, "generate", PROMPT, "--out", out, *shlex.split(args.against or "")]))
             done = subprocess.run([sys.executable, "-c", PHASES, PROMPT, out], check=True, env=env,
                                   capture_output=True, text=True)
             phases.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -71,7 +77,7 @@ def main() -> None:
         "phases_median": {k: statistics.median(p[k] for p in phases) for k in phases[0]},
     }
     if against:
-        result["against"] = {"flags": args.against, "wall_seconds": against,
+        result["against"] = {"flags": args.against, "env": args.against_env, "wall_seconds": against,
                              "median_wall_seconds": statistics.median(against),
                              "ratio_of_medians": result["median_wall_seconds"] / statistics.median(against)}
     RESULTS.mkdir(exist_ok=True)
@@ -81,11 +87,14 @@ def main() -> None:
           f"over {args.repeats} runs ({', '.join(f'{w:.1f}' for w in walls)} s), start-up included. "
           f"Where it goes (medians, fresh process each): imports {ph['imports']:.1f} s, loading the models "
           f"{ph['load']:.1f} s, generating 16 frames and writing the mp4 {ph['generate']:.1f} s.\n"
-          + (f"The same with `{args.against}`, interleaved: median {statistics.median(against):.1f} s "
-             f"({', '.join(f'{w:.1f}' for w in against)} s); the defaults take "
+          + (f"The same{f' with `{args.against}`' if args.against else ''}"
+             f"{f' in {args.against_env}' if args.against_env else ''}, interleaved: median "
+             f"{statistics.median(against):.1f} s ({', '.join(f'{w:.1f}' for w in against)} s); the command above "
+             "takes "
              f"**{result['against']['ratio_of_medians']:.2f}×** its time.\n" if against else "")
           + "Reproduce: `python benchmarks/generate_speed.py --repeats "
-          f"{args.repeats}{f' --against={shlex.quote(args.against)}' if against else ''}`.\n")
+          f"{args.repeats}{f' --against={shlex.quote(args.against)}' if args.against else ''}"
+          f"{f' --against-env {args.against_env}' if args.against_env else ''}`.\n")
     (RESULTS / "generate_speed.md").write_text(md)
     print(md)
 
