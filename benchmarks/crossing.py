@@ -19,7 +19,7 @@ from first_frame import motion_summary
 
 from vidgen.data.shapes import BACKGROUNDS, parse_caption
 from vidgen.data.video_folder import read_captions
-from vidgen.eval.scorer import colour_masks, detect, expected_path, score_video
+from vidgen.eval.scorer import colour_masks, detect, expected_path, overlap_reach, score_video
 from vidgen.video import read_video
 
 
@@ -35,8 +35,7 @@ def crosses(frame: np.ndarray, caption: str, frames: int) -> bool | None:
     if not all(d.present for d in found):
         return None
     a, b = (expected_path(o, d.centre, size, frames) for o, d in zip(scene.objects, found))
-    reach = sum(o.half_extent(size) for o in scene.objects) * np.sqrt(2) + 1
-    return bool(np.linalg.norm(a - b, axis=1).min() < reach)
+    return bool(np.linalg.norm(a - b, axis=1).min() < overlap_reach(scene, size))
 
 
 def measure(folder: Path) -> dict:

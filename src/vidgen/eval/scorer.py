@@ -269,6 +269,12 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                       details={"background_detected": bg_name, "direction_by_object": by_object})
 
 
+def overlap_reach(scene: Scene, canvas: int) -> float:
+    """The distance between two objects' centres within which they may overlap: their bounding circles touch,
+    plus 1 px."""
+    return sum(o.half_extent(canvas) for o in scene.objects) * np.sqrt(2) + 1
+
+
 def _overlap(scene: Scene, dets: list[list[Detection]], colour_found: np.ndarray, canvas: int) -> np.ndarray:
     """(objects, f): the object-frames where two objects overlap, which the per-object figures leave out. Two
     objects overlap where both are located within the reach of their bounding circles; and an object whose
@@ -279,8 +285,7 @@ def _overlap(scene: Scene, dets: list[list[Detection]], colour_found: np.ndarray
     overlap = np.zeros((len(scene.objects), f), bool)
     if len(scene.objects) != 2:
         return overlap
-    a, b = scene.objects
-    reach = (a.half_extent(canvas) + b.half_extent(canvas)) * np.sqrt(2) + 1
+    reach = overlap_reach(scene, canvas)
     centres = [np.array([d.centre for d in row]) for row in dets]
     for i in range(f):
         ca, cb = centres[0][i], centres[1][i]
