@@ -161,6 +161,11 @@ def render(scene: Scene, centres: list[np.ndarray], canvas: int) -> np.ndarray:
     return np.round(image).astype(np.uint8)
 
 
+def bounding_reach(scene: Scene, canvas: int) -> float:
+    """The distance between two objects' centres below which their bounding circles overlap."""
+    return sum(o.half_extent(canvas) for o in scene.objects) * np.sqrt(2)
+
+
 def place(scene: Scene, rng: np.random.Generator, canvas: int, frames: int, tries: int = 200,
           cross: bool = False) -> list[np.ndarray]:
     """Trajectories whose objects never overlap during the frames where possible (rejection sampling); with
@@ -173,7 +178,7 @@ def place(scene: Scene, rng: np.random.Generator, canvas: int, frames: int, trie
             paths.append(trajectory(obj, rng.uniform(h, canvas - h, size=2), canvas, frames))
         if len(paths) == 1:
             return paths
-        reach = sum(o.half_extent(canvas) * np.sqrt(2) for o in scene.objects)  # bounding circles
+        reach = bounding_reach(scene, canvas)
         gaps = np.linalg.norm(paths[0] - paths[1], axis=1) - reach
         gap = float(gaps[0] if cross else gaps.min())
         if gap > 0 and (not cross or gaps.min() < 0):

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..data.shapes import BACKGROUNDS, COLOURS, REFERENCE_SIZE, SHAPES, SIZES, Scene, ShapeObject, bounce, \
-    parse_caption, signed_distance
+    bounding_reach, parse_caption, signed_distance
 from ..errors import VidgenError
 
 LINE_DISTANCE = 120.0  # RGB distance from the background→colour line within which a pixel counts as the colour
@@ -270,9 +270,9 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
 
 
 def overlap_reach(scene: Scene, canvas: int) -> float:
-    """The distance between two objects' centres within which they may overlap: their bounding circles touch,
-    plus 1 px."""
-    return sum(o.half_extent(canvas) for o in scene.objects) * np.sqrt(2) + 1
+    """The distance between two objects' centres within which they may overlap: the world's bounding circles
+    (`bounding_reach`) plus 1 px."""
+    return bounding_reach(scene, canvas) + 1
 
 
 def _overlap(scene: Scene, dets: list[list[Detection]], colour_found: np.ndarray, canvas: int) -> np.ndarray:
