@@ -79,6 +79,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         "flow_sign_margin: got 2.0": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run",
                                       "--flow-sign-margin", "2"],
         "oversample: got ' and '": ["train", *m, "--data", tmp_path, "--out", tmp_path / "run", "--oversample", " and "],
+        "crossing: got 1.5": ["data", "shapes", "--out", tmp_path / "world", "--crossing", "1.5"],
     }
     with ThreadPoolExecutor(3) as pool:
         results = dict(zip(cases, pool.map(lambda args: vidgen(*args), cases.values())))
@@ -87,6 +88,7 @@ def test_error_cases(tiny_model, broken, tmp_path):
         assert result.returncode == 2, (expected, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr
         assert len(lines) == 1 and lines[0].startswith("vidgen: error:") and expected in lines[0], (expected, lines)
+    assert not (tmp_path / "world").exists()  # a bad world option leaves no folder behind
 
 
 def test_generate_and_train_end_to_end(tiny_model, video_folder, tmp_path):

@@ -232,9 +232,9 @@ def write_dataset(out: str | Path, num_videos: int, frames: int = 16, canvas: in
     check(num_videos >= 1, "videos", num_videos, "an integer ≥ 1")
     check(frames >= 1, "frames", frames, "an integer ≥ 1")
     check(canvas >= 16 and canvas % 2 == 0, "size", canvas, "an even integer ≥ 16")
+    data = ShapesDataset(num_videos, frames, canvas, seed, split, crossing)  # checks split and crossing first
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = ShapesDataset(num_videos, frames, canvas, seed, split, crossing)
     lines = []
     for i in range(num_videos):
         video, caption = data[i]
