@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from common import cli, folder_benchmark, pyplot
+from motion_follow import axis_of, object_centres
 
-from vidgen.data.shapes import BACKGROUNDS, parse_caption
+from vidgen.data.shapes import parse_caption
 from vidgen.data.video_folder import read_captions
-from vidgen.eval.scorer import colour_masks, detect, expected_path
+from vidgen.eval.scorer import expected_path
 from vidgen.video import read_video
 
 KINDS = ("quickly", "slowly", "still")
@@ -38,17 +39,15 @@ def errors(folder: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
         if len(scene.objects) != 1:
             continue
         obj, video = scene.objects[0], read_video(path)
-        canvas = video.shape[1]
-        mask = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32), [obj.colour])[obj.colour]
-        centres = np.array([detect(mask[i], canvas).centre for i in range(len(video))])
+        centres = object_centres(video, scene)
         if not np.isfinite(centres[0]).all():
             continue
-        want = expected_path(obj, centres[0], canvas, len(video))
+        want = expected_path(obj, centres[0], video.shape[1], len(video))
         e = centres - want
         if obj.direction is None:
             out["still"].append((e[:, 0], e[:, 1]))
             continue
-        axis = 0 if obj.direction in ("left", "right") else 1
+        axis = axis_of(obj)
         sense = np.sign(np.gradient(want[:, axis]))  # the caption's way along the axis at each frame
         out[obj.speed].append((e[:, axis] * sense, e[:, 1 - axis]))
     return out
