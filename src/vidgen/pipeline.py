@@ -308,15 +308,16 @@ class VideoPipeline:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Latents (b, c, h, w) → (b, H, W, 3) uint8."""
-        image = ((self._decode(latents).float() + 1) * 127.5).round().to(torch.uint8)
-        return image.permute(0, 2, 3, 1).cpu().numpy()
+        return to_uint8(self._decode(latents))
 
-    def warp_in_image(self, previous: torch.Tensor, flow: torch.Tensor, interpolation: str) -> torch.Tensor:
-        """`carry_space` image: latents (b, c, h, w) decoded, warped by the displacement (latent px, (b, 2, h, w))
-        scaled up to image px, and encoded again. The image is warped bilinearly (`interpolation` is the latent
-        warp's), so that a step of whole pixels moves an object exactly."""
+    def warp_in_image(self, previous: torch.Tensor, flow: torch.Tensor, interpolation: str,
+                      decoded: torch.Tensor | None = None) -> torch.Tensor:
+        """`carry_space` image: latents (b, c, h, w) decoded (or `decoded`, their `_decode` already made), warped by
+        the displacement (latent px, (b, 2, h, w)) scaled up to image px, and encoded again. The image is warped
+        bilinearly (`interpolation` is the latent warp's), so that a step of whole pixels moves an object
+        exactly."""
         s = self.vae_scale_factor
-        image = self._decode(previous)
+        image = self._decode(previous) if decoded is None else decoded
         flow = torch.nn.functional.interpolate(flow.to(image.dtype), scale_factor=s, mode="bilinear") * s
         return self._encode(warp(image, flow, "bilinear"))
 
@@ -350,9 +351,15 @@ class VideoPipeline:
               "'autoregressive' for stream (joint mode holds all frames at once)")
         prefix = self._given_frames(config, image, video)
         text, null_text = self._texts(prompt, config)
+        last = {}  # the latest frame and its decode for the video, which the image-space carry warps as it is
+
+        def carry_in_image(previous, flow, interpolation):
+            decoded = last["image"] if last.get("latent") is previous else None
+            return self.warp_in_image(previous, flow, interpolation, decoded)
+
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base",
-                            carry=self.warp_in_image if config.carry_space == "image" else warp_latents)
+                            carry=carry_in_image if config.carry_space == "image" else warp_latents)
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
@@ -365,7 +372,8 @@ class VideoPipeline:
                                         context_level=config.context_noise, prefix=prefix, generator=generator,
                                         device=self.device, dtype=self.dtype)
         for latent in latents:
-            yield self.decode(latent)[0]
+            last.update(latent=latent, image=self._decode(latent))
+            yield to_uint8(last["image"])[0]
 
     @torch.no_grad()
     def first_frame_candidates(self, prompt: str, *, generator: torch.Generator | None = None,
@@ -445,6 +453,11 @@ class VideoPipeline:
 
     def _texts(self, prompt: str, config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode_prompt(prompt), self.encode_prompt(config.negative_prompt or "")
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images (b, 3, H, W) in [-1, 1] → (b, H, W, 3) uint8."""
+    return ((images.float() + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _read_clip(path) -> np.ndarray:
