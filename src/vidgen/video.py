@@ -9,7 +9,6 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -36,8 +35,16 @@ def check_output_path(path: str | Path) -> None:
                           "expected an existing directory")
 
 
+def _av():
+    """PyAV, imported where a video file is encoded or decoded (GIF and PNG output do without it)."""
+    import av
+
+    return av
+
+
 def _codec(candidates: tuple[str, ...]) -> str:
     """The first encoder this PyAV build carries (wheels differ)."""
+    av = _av()
     for name in candidates:
         if name in av.codecs_available:
             return name
@@ -68,13 +75,13 @@ class VideoWriter:
         else:
             if self._container is None:
                 self._open_av(suffix, frame.shape[1], frame.shape[0])
-            for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in self._stream.encode(_av().VideoFrame.from_ndarray(frame, format="rgb24")):
                 self._container.mux(packet)
         self.count += 1
 
     def _open_av(self, suffix: str, width: int, height: int) -> None:
         codec = _codec(("libx264", "mpeg4") if suffix == ".mp4" else ("libvpx-vp9", "libvpx"))
-        self._container = av.open(self.path, mode="w")
+        self._container = _av().open(self.path, mode="w")
         self._stream = self._container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1000))
         self._stream.width, self._stream.height = width, height
         even = width % 2 == 0 and height % 2 == 0
@@ -115,7 +122,7 @@ def iter_frames(path: str | Path):
         for file in sorted(path.glob("*.png")):
             yield np.asarray(Image.open(file).convert("RGB"))
         return
-    with av.open(str(path)) as container:
+    with _av().open(str(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
 
