@@ -166,6 +166,22 @@ def test_export_round_trip(tmp_path, target):
     assert np.abs(back.astype(int) - video).mean() <= tolerance
 
 
+def test_vidgen_imports_and_writes_gif_and_png_without_pyav(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['av'] = None\n"  # `import av` now raises ImportError
+            "import numpy as np, vidgen.pipeline, vidgen.training\n"
+            "from vidgen import export_video\n"
+            f"export_video(np.zeros((2, 8, 8, 3), np.uint8), {str(tmp_path / 'v.gif')!r})\n"
+            f"export_video(np.zeros((2, 8, 8, 3), np.uint8), {str(tmp_path / 'png') + '/'!r})\n"
+            f"export_video(np.zeros((2, 8, 8, 3), np.uint8), {str(tmp_path / 'v.mp4')!r})\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (tmp_path / "v.gif").is_file() and len(list((tmp_path / "png").glob("*.png"))) == 2
+    assert run.returncode != 0 and "VidgenError: video: encoding or decoding" in run.stderr  # an mp4 needs it
+    assert not (tmp_path / "v.mp4").exists()
+
+
 def test_export_rejects_bad_paths(tmp_path):
     with pytest.raises(VidgenError, match="expected a path ending in"):
         export_video(np.zeros((1, 8, 8, 3), np.uint8), tmp_path / "v.avi")

@@ -37,8 +37,11 @@ def check_output_path(path: str | Path) -> None:
 
 def _av():
     """PyAV, imported where a video file is encoded or decoded (GIF and PNG output do without it)."""
-    import av
-
+    try:
+        import av
+    except ImportError as exc:
+        raise VidgenError(f"video: encoding or decoding mp4/webm/gif files needs PyAV, which did not import "
+                          f"({exc}); expected `pip install av`, or output to a .gif or a PNG folder ('dir/')") from None
     return av
 
 
