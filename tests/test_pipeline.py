@@ -175,9 +175,12 @@ def test_vidgen_imports_and_writes_gif_and_png_without_pyav(tmp_path):
             "from vidgen import export_video\n"
             f"export_video(np.zeros((2, 8, 8, 3), np.uint8), {str(tmp_path / 'v.gif')!r})\n"
             f"export_video(np.zeros((2, 8, 8, 3), np.uint8), {str(tmp_path / 'png') + '/'!r})\n"
+            "from vidgen.cli import main\n"  # the command fails before the model loads, with one line
+            f"assert main(['generate', 'a red square', '--out', {str(tmp_path / 'v.mp4')!r}]) == 2\n"
             f"export_video(np.zeros((2, 8, 8, 3), np.uint8), {str(tmp_path / 'v.mp4')!r})\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (tmp_path / "v.gif").is_file() and len(list((tmp_path / "png").glob("*.png"))) == 2
+    assert "vidgen: error: video: encoding or decoding mp4/webm/gif files needs PyAV" in run.stderr
     assert run.returncode != 0 and "VidgenError: video: encoding or decoding" in run.stderr  # an mp4 needs it
     assert not (tmp_path / "v.mp4").exists()
 

@@ -24,7 +24,8 @@ def is_frame_dir(path: str | Path) -> bool:
 
 
 def check_output_path(path: str | Path) -> None:
-    """Raise a clear error for an unsupported extension or a missing parent directory."""
+    """Raise a clear error for an unsupported extension, a missing parent directory, or an mp4/webm target
+    without PyAV (before any frame is made)."""
     text = str(path)
     is_dir = is_frame_dir(text)
     if not is_dir and Path(text).suffix.lower() not in FORMATS:
@@ -33,6 +34,8 @@ def check_output_path(path: str | Path) -> None:
     if not parent.is_dir():
         raise VidgenError(f"output path: got {text!r}, whose parent directory {str(parent)!r} does not exist; "
                           "expected an existing directory")
+    if not is_dir and Path(text).suffix.lower() in (".mp4", ".webm"):
+        _av()
 
 
 def _av():
