@@ -81,13 +81,15 @@ class VideoWriter:
         else:
             if self._container is None:
                 self._open_av(suffix, frame.shape[1], frame.shape[0])
-            for packet in self._stream.encode(_av().VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in self._stream.encode(self._frame_type.from_ndarray(frame, format="rgb24")):
                 self._container.mux(packet)
         self.count += 1
 
     def _open_av(self, suffix: str, width: int, height: int) -> None:
         codec = _codec(("libx264", "mpeg4") if suffix == ".mp4" else ("libvpx-vp9", "libvpx"))
-        self._container = _av().open(self.path, mode="w")
+        av = _av()
+        self._frame_type = av.VideoFrame
+        self._container = av.open(self.path, mode="w")
         self._stream = self._container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1000))
         self._stream.width, self._stream.height = width, height
         even = width % 2 == 0 and height % 2 == 0
