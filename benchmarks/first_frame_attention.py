@@ -55,15 +55,22 @@ class Recorder:
         return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor
 
 
+def word_positions(caption: str) -> tuple[list[int], list[int]]:
+    """The token positions of each object's colour word and shape word (one token per word, after the start
+    token)."""
+    words = caption.split()
+    objects = parse_caption(caption).objects
+    colour_at = [words.index(o.colour) + 1 for o in objects]
+    shape_at = [1 + next(i for i, w in enumerate(words) if w == o.shape and i > words.index(o.colour))
+                for o in objects]
+    return colour_at, shape_at
+
+
 def word_attention(pipe: VideoPipeline, latents: torch.Tensor, caption: str, generator) -> dict[str, np.ndarray]:
     """Per candidate (K,): the weaker object's peak attention on its colour word and on its shape word."""
     unet = pipe.denoiser.unet
     text = split_text(pipe.encode_prompt(caption), unet.config.cross_attention_dim)[0].expand(len(latents), -1, -1)
-    words = caption.split()
-    objects = parse_caption(caption).objects
-    colour_at = [words.index(o.colour) + 1 for o in objects]  # +1: the start token; one token per word
-    shape_at = [1 + next(i for i, w in enumerate(words) if w == o.shape and i > words.index(o.colour))
-                for o in objects]
+    colour_at, shape_at = word_positions(caption)
     saved, store = unet.attn_processors, []
     unet.set_attn_processor({name: Recorder(store) if name.endswith("attn2.processor") else proc
                              for name, proc in saved.items()})

@@ -31,7 +31,8 @@ from vidgen.fields import warp
 from vidgen.pipeline import VideoPipeline
 from vidgen.sampling import Start
 
-LABELS = {"oracle-image": "true steps, image-space warp", "oracle-latent": "true steps, latent warp",
+LABELS = {"oracle-layered": "true steps, each object's last full look composited",
+          "oracle-image": "true steps, image-space warp", "oracle-latent": "true steps, latent warp",
           "carry": "the adapter's own field, latent warp"}
 KEYS = ("attributes_correct", "identity_consistency", "trajectory_rmse", "trajectory_rmse_found",
         "direction_accuracy", "found")
@@ -78,8 +79,73 @@ def oracle_start(pipe: VideoPipeline, caption: str, num_frames: int, space: str 
     return start
 
 
+FULL = 0.9  # an object whose visible mass is at least this share of the most it ever showed is in full view
+
+
+def layered_start(pipe: VideoPipeline, caption: str, num_frames: int):
+    """start(i, history): the image-space oracle with layers. Each object keeps its last full look (its pixels
+    and soft mask from the latest frame that showed at least FULL of its largest mass), moved by its true step
+    every frame; the frame is drawn again on the background from those looks, objects now partly hidden first,
+    so that one that passes behind another comes out whole where its path puts it. What a layered carry (each
+    object's last full look warped by its own displacement, composited) would give with a perfect field and
+    perfect layers."""
+    scene = parse_caption(caption)
+    canvas = pipe.native_size
+    background = np.array(BACKGROUNDS[scene.background], np.float32)
+    paths, looks, most = {}, {}, {}
+
+    def start(i, history):
+        if i == 0:
+            return None
+        image = pipe.decode(history[i - 1])[0].astype(np.float32)
+        masks = colour_masks(image[None], background, [o.colour for o in scene.objects])
+        layers = []
+        for obj in scene.objects:
+            mask = masks[obj.colour][0]
+            found = detect(mask, canvas)
+            if obj.colour not in paths and found.present:
+                paths[obj.colour] = expected_path(obj, found.centre, canvas, num_frames)
+            if obj.colour not in paths:
+                continue
+            mass = float(mask.sum())
+            if mass >= FULL * most.get(obj.colour, 0.0):  # in full view: its look now
+                most[obj.colour] = max(mass, most.get(obj.colour, 0.0))
+                looks[obj.colour] = np.concatenate([image, mask[..., None]], axis=-1)
+            step = paths[obj.colour][i] - paths[obj.colour][i - 1]
+            look = torch.from_numpy(looks[obj.colour]).permute(2, 0, 1)[None]
+            flow = torch.tensor([-float(step[0]), -float(step[1])]).view(1, 2, 1, 1).expand(1, 2, *image.shape[:2])
+            looks[obj.colour] = warp(look, flow.contiguous(), "bilinear")[0].permute(1, 2, 0).numpy()
+            layers.append((mass >= FULL * most[obj.colour], looks[obj.colour]))
+        out = np.broadcast_to(background, image.shape).copy()
+        for _, look in sorted(layers, key=lambda layer: layer[0]):  # partly hidden first, behind
+            alpha = look[..., 3:]
+            out = out * (1 - alpha) + look[..., :3] * alpha
+        return pipe.encode_frames(np.clip(out.round(), 0, 255).astype(np.uint8)[None])
+
+    return start
+
+
+def crossing_videos(folder: Path, eval_seed: int) -> tuple[list[str], list[int]]:
+    """The captions and generator seeds (`evaluate.generate_folder`'s) of a scored folder's two-object videos
+    whose caption paths from frame 0 cross (`crossing.crosses`)."""
+    from crossing import crosses
+
+    from vidgen.data.video_folder import read_captions
+    from vidgen.video import read_video
+
+    captions, seeds = [], []
+    for path, caption in read_captions(folder):
+        frames = read_video(path)
+        if crosses(frames[:1], caption, len(frames)):
+            p, k = (int(part) for part in Path(path).stem.split("_")[1:])
+            captions.append(caption)
+            seeds.append(eval_seed * 100_003 + p * 101 + k)
+    return captions, seeds
+
+
 def video(pipe: VideoPipeline, caption: str, seed: int, field: str, strength: float, num_frames: int) -> dict:
-    guess = oracle_start(pipe, caption, num_frames, field.split("-")[1]) if field.startswith("oracle") else None
+    guess = layered_start(pipe, caption, num_frames) if field == "oracle-layered" else \
+        oracle_start(pipe, caption, num_frames, field.split("-")[1]) if field.startswith("oracle") else None
     frames = np.stack(list(pipe.stream(caption, num_frames=num_frames, start=Start.CARRY.value, strength=strength,
                                        guess=guess, generator=torch.Generator().manual_seed(seed))))
     return asdict(score_video(frames, caption))
@@ -95,6 +161,9 @@ def main() -> None:
     parser.add_argument("--fields", default="oracle-latent,carry",
                         help=f"starts to compare, among {', '.join(LABELS)} (carry: the adapter's own field)")
     parser.add_argument("--name", default="start_oracle", help="results file name")
+    parser.add_argument("--videos", type=Path, help="instead of --num-prompts captions: the two-object videos of "
+                        "this `vidgen eval --videos` folder whose caption paths cross, drawn again from their seeds")
+    parser.add_argument("--eval-seed", type=int, default=1, help="the --seed that eval folder was made with")
     args = parser.parse_args()
     pyplot()  # before the measurements
     strengths = [float(s) for s in args.strengths.split(",")]
@@ -104,16 +173,21 @@ def main() -> None:
     pipe = VideoPipeline.from_pretrained(args.model, args.adapter)
     check(pipe.denoiser.adapter.config.get("spatial_flow", False), "adapter", args.adapter,
           "an adapter with spatial_flow (its own field is the comparison)")
-    rng = np.random.default_rng([1, 7])
-    captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
+    if args.videos is None:
+        rng = np.random.default_rng([1, 7])
+        captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
+        seeds = [1000 + k for k in range(len(captions))]
+    else:
+        captions, seeds = crossing_videos(args.videos, args.eval_seed)
     results = {}
     for strength in strengths:
         for field in args.fields.split(","):
-            scores = [video(pipe, c, 1000 + k, field, strength, args.frames) for k, c in enumerate(captions)]
+            scores = [video(pipe, c, seed, field, strength, args.frames) for c, seed in zip(captions, seeds)]
             summary = summarize(scores)
             missed = [c for c, s in zip(captions, scores) if s["found"] < 1]
             results[f"{field}:{strength}"] = {**{k: summary[k] for k in KEYS}, "videos": len(scores),
-                                              "videos_missing_an_object_somewhere": len(missed)}
+                                              "videos_missing_an_object_somewhere": len(missed),
+                                              "per_video": [[round(sc[k], 3) for k in KEYS] for sc in scores]}
             print(field, strength, {k: round(summary[k], 3) for k in KEYS}, "videos missing an object somewhere:", len(missed), flush=True)
     write_results(args.name, {"machine": machine(), "results": results})
     if len(strengths) > 1:

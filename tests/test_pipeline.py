@@ -135,6 +135,10 @@ def test_first_frame_candidates_open_the_video_with_the_one_of_lowest_denoising_
         live_pipe("a red square", first_frame_candidates=0, **SMALL)
     with pytest.raises(VidgenError, match="first_frame_margin: got -0.1.*a number ≥ 0"):
         live_pipe("a red square", first_frame_candidates=2, first_frame_margin=-0.1, **SMALL)
+    with pytest.raises(VidgenError, match="first_frame_pick: got 'binding'.*'error' with this adapter.*flow_words"):
+        live_pipe("a red square", first_frame_candidates=2, first_frame_pick="binding", **SMALL)
+    with pytest.raises(VidgenError, match="first_frame_pick: got 'attention'; expected error \\| binding"):
+        live_pipe("a red square", first_frame_candidates=2, first_frame_pick="attention", **SMALL)
 
 
 def test_first_frame_steps_draws_frame_0_with_its_own_step_count(live_pipe, monkeypatch):

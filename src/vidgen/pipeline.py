@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .adapter import VideoAdapter, VideoDenoiser
+from .adapter import VideoAdapter, VideoDenoiser, split_text
 from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
@@ -31,6 +31,7 @@ SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing: w
 FIRST_FRAME = ("adapter", "base")  # GenerationConfig.first_frame
 NULL_FIELDS = ("words", "free", "unturned")  # GenerationConfig.null_field
 CARRY_SPACES = ("latent", "image")  # GenerationConfig.carry_space
+FIRST_FRAME_PICKS = ("error", "binding")  # GenerationConfig.first_frame_pick
 SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 
 
@@ -69,6 +70,10 @@ class GenerationConfig:
     #     finds likely beyond the caption (where it puts objects, say)
     first_frame_steps: int | None = None  # steps for a frame with no context in autoregressive mode (None: the
     #     num_inference_steps of every frame); few-step sampling copies objects more often
+    first_frame_pick: str = "error"  # with first_frame_candidates: error (the denoising error alone) | binding
+    #     (first the candidates in which the adapter's word field binds the most caption words outright:
+    #     `VideoPipeline.bound_words`; a frame that draws one object twice leaves the other's words no place;
+    #     then the error among them; needs an adapter with flow_words and word_binding appearance)
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -97,6 +102,8 @@ class GenerationConfig:
         check(self.first_frame_margin >= 0, "first_frame_margin", self.first_frame_margin, "a number ≥ 0")
         check(self.first_frame_steps is None or self.first_frame_steps >= 1, "first_frame_steps",
               self.first_frame_steps, "an integer ≥ 1 (or none: num_inference_steps)")
+        check(self.first_frame_pick in FIRST_FRAME_PICKS, "first_frame_pick", self.first_frame_pick,
+              " | ".join(FIRST_FRAME_PICKS))
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -266,6 +273,11 @@ class VideoPipeline:
               "'noise' or 'previous' with this adapter ('carry' needs one trained with spatial_flow)")
         check(config.null_field == "words" or self.denoiser.adapter.config.get("flow_words", False), "null_field",
               config.null_field, "'words' with this adapter ('free' and 'unturned' need one trained with flow_words)")
+        adapter = self.denoiser.adapter.config
+        check(config.first_frame_pick == "error" or (adapter.get("flow_words", False)
+                                                     and adapter.get("word_binding") == "appearance"),
+              "first_frame_pick", config.first_frame_pick,
+              "'error' with this adapter ('binding' needs one trained with flow_words and word_binding appearance)")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)
@@ -363,9 +375,7 @@ class VideoPipeline:
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
-            pick = 0 if len(candidates) == 1 else first_within(self.base_denoising_error(candidates, text, generator),
-                                                                 config.first_frame_margin)
-            prefix = candidates[pick][None, None]
+            prefix = candidates[self._pick_first_frame(candidates, text, config, generator)][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
                                         start=guess or Start(config.start), strength=config.strength,
@@ -405,6 +415,30 @@ class VideoPipeline:
                                   (k, *shape[1:]), steps, None, generator=generator,
                                   device=self.device, dtype=self.dtype)
         return candidates
+
+    def _pick_first_frame(self, candidates: torch.Tensor, text: torch.Tensor, config: GenerationConfig,
+                          generator) -> int:
+        """Which of the first-frame candidates (K, c, h, w) the video opens with (`first_frame_pick`)."""
+        if len(candidates) == 1:
+            return 0
+        error = self.base_denoising_error(candidates, text, generator)
+        if config.first_frame_pick == "binding":
+            bound = self.bound_words(candidates, text)
+            error = torch.where(bound == bound.max(), error, torch.inf)
+        return first_within(error, config.first_frame_margin)
+
+    @torch.no_grad()
+    def bound_words(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(K,): for latents (K, c, h, w), how many of the caption's words (`text`, an `encode_prompt` output) some
+        place takes outright under the adapter's word field (its binding by appearance, `WordField.bind`): the
+        sum over words of their peak weight over places to the fourth power, floored after adding 0.1, so that a
+        word half taken adds 1/16. A trained field binds each object to one word of its clause (model card), so
+        a frame that draws one object twice and leaves out the other binds one word fewer."""
+        field = self.denoiser.adapter.spatial.word_field
+        words = split_text(text, self.denoiser.unet.config.cross_attention_dim)[1]
+        weights, _ = field.bind(latents.to(self.dtype), words.expand(len(latents), -1, -1))
+        peak = weights[:, :-1].flatten(2).amax(2)  # (K, L): the still key left out
+        return torch.floor(peak.pow(4).sum(1) + 0.1)
 
     @torch.no_grad()
     def base_denoising_error(self, latents: torch.Tensor, text: torch.Tensor, generator=None,
