@@ -89,21 +89,30 @@ def word_attention(pipe: VideoPipeline, latents: torch.Tensor, caption: str, gen
             "colour and shape": (peak[:, colour_at] + peak[:, shape_at]).min(1)}
 
 
+def judged_candidates(pipe: VideoPipeline, args, measure, shown: tuple[str, ...]) -> list[list[dict]]:
+    """For `args.num_prompts` two-object captions, `args.candidates` first frames each (the shipped defaults,
+    seeded by the caption's index): per candidate whether the scorer finds its objects right, the shipped pick's
+    error, and, negated so that lower is preferred, each score `measure(latents, caption, index)` gives
+    ({name: (K,) array}); the `shown` ones are printed as it goes."""
+    chosen = []
+    with torch.no_grad():
+        for i, caption in enumerate(scene.caption() for scene in two_object_scenes(args.num_prompts)):
+            frames, pick = pipe.first_frame_candidates(caption, generator=torch.Generator().manual_seed(i),
+                                                       first_frame_candidates=args.candidates)
+            measured = measure(pipe.encode_frames(frames), caption, i)
+            group = [{"right": objects_right(score_video(image[None], caption), *mistakes(image[None], caption)),
+                      "pick": float(pick[j]), **{name: -float(a[j]) for name, a in measured.items()}}
+                     for j, image in enumerate(frames)]
+            chosen.append(group)
+            print(i, [(c["right"], *(round(-c[name], 3) for name in shown)) for c in group], flush=True)
+    return chosen
+
+
 def main() -> None:
     args = candidate_args(__doc__.splitlines()[0], "first_frame_attention", 48)
     pipe = VideoPipeline.from_pretrained()
-    captions = [scene.caption() for scene in two_object_scenes(args.num_prompts)]
-    chosen = []
-    with torch.no_grad():
-        for i, caption in enumerate(captions):
-            frames, pick = pipe.first_frame_candidates(caption, generator=torch.Generator().manual_seed(i),
-                                                       first_frame_candidates=args.candidates)
-            attention = word_attention(pipe, pipe.encode_frames(frames), caption, torch.Generator().manual_seed(i))
-            group = [{"right": objects_right(score_video(image[None], caption), *mistakes(image[None], caption)),
-                      "pick": float(pick[j]), **{word: -float(a[j]) for word, a in attention.items()}}
-                     for j, image in enumerate(frames)]
-            chosen.append(group)
-            print(i, [(c["right"], round(-c["colour"], 3)) for c in group], flush=True)
+    chosen = judged_candidates(pipe, args, lambda latents, caption, i: word_attention(
+        pipe, latents, caption, torch.Generator().manual_seed(i)), ("colour",))
     scores = {"the shipped pick's error": lambda c: c["pick"],
               **{f"minus the weaker object's attention on its {word} word": (lambda c, w=word: c[w])
                  for word in ("colour", "shape", "colour and shape")}}

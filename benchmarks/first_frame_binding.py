@@ -32,12 +32,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common import cli, machine, write_results  # noqa: E402
-from first_frame import mistakes, objects_right  # noqa: E402
-from first_frame_attention import word_positions  # noqa: E402
-from first_frame_contrast import pick_scores, rank_right_below_wrong, two_object_scenes  # noqa: E402
+from first_frame_attention import judged_candidates, word_positions  # noqa: E402
+from first_frame_contrast import pick_scores, rank_right_below_wrong  # noqa: E402
 from first_frame_pick import candidate_args  # noqa: E402
 from vidgen.adapter import split_text  # noqa: E402
-from vidgen.eval.scorer import score_video  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 
 
@@ -69,18 +67,8 @@ def binding(pipe: VideoPipeline, latents: torch.Tensor, caption: str) -> dict[st
 def main() -> None:
     args = candidate_args(__doc__.splitlines()[0], "first_frame_binding", 48)
     pipe = VideoPipeline.from_pretrained()
-    captions = [scene.caption() for scene in two_object_scenes(args.num_prompts)]
-    chosen = []
-    with torch.no_grad():
-        for i, caption in enumerate(captions):
-            frames, pick = pipe.first_frame_candidates(caption, generator=torch.Generator().manual_seed(i),
-                                                       first_frame_candidates=args.candidates)
-            bound = binding(pipe, pipe.encode_frames(frames), caption)
-            group = [{"right": objects_right(score_video(image[None], caption), *mistakes(image[None], caption)),
-                      "pick": float(pick[j]), **{name: -float(a[j]) for name, a in bound.items()}}
-                     for j, image in enumerate(frames)]
-            chosen.append(group)
-            print(i, [(c["right"], round(-c["verb"], 3), round(-c["strong words"], 2)) for c in group], flush=True)
+    chosen = judged_candidates(pipe, args, lambda latents, caption, i: binding(pipe, latents, caption),
+                               ("verb", "strong words"))
     scores = {"the shipped pick's error": lambda c: c["pick"],
               **{f"minus the weaker object's binding on its {word} word": (lambda c, w=word: c[w])
                  for word in ("colour", "shape", "colour and shape", "verb")},
