@@ -46,6 +46,8 @@ def test_plain_diffusers_loads_the_base_and_it_draws_the_caption():
 
 @pytest.mark.parametrize("mode, options", [("autoregressive", {}),  # the shipped defaults: carried in image space
                                            ("autoregressive", {"carry_space": "latent"}),
+                                           ("autoregressive", {"carry_space": "layered",
+                                                               "first_frame_pick": "binding"}),
                                            ("joint", {})])
 def test_each_mode_makes_a_video_the_scorer_accepts(shipped, mode, options):
     video = shipped(PROMPT, num_frames=8, num_inference_steps=15, mode=mode,

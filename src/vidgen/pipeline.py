@@ -17,6 +17,7 @@ from .adapter import VideoAdapter, VideoDenoiser, split_text
 from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
+from .layers import LayeredCarry
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .video import VideoWriter, read_video, resize_center_crop
@@ -30,7 +31,7 @@ SCHEDULERS = {
 SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing: where the sampled steps lie
 FIRST_FRAME = ("adapter", "base")  # GenerationConfig.first_frame
 NULL_FIELDS = ("words", "free", "unturned")  # GenerationConfig.null_field
-CARRY_SPACES = ("latent", "image")  # GenerationConfig.carry_space
+CARRY_SPACES = ("latent", "image", "layered")  # GenerationConfig.carry_space
 FIRST_FRAME_PICKS = ("error", "binding")  # GenerationConfig.first_frame_pick
 SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 
@@ -59,7 +60,9 @@ class GenerationConfig:
     strength: float = 1.0  # share of the steps a frame started from a guess (start previous | carry) runs
     carry_space: str = "latent"  # where `start carry` warps the frame before by the adapter's displacement: latent
     #     (its latents) | image (its decoded pixels, the displacement scaled up, then encoded again: a shift
-    #     of whole pixels moves an object without blurring it, where a latent shift of a quarter pixel blurs)
+    #     of whole pixels moves an object without blurring it, where a latent shift of a quarter pixel blurs) |
+    #     layered (image, plus each object's last full look laid under the objects in view, so that one that
+    #     passes behind another comes out whole: `layers.LayeredCarry`; needs flow_words, word_binding appearance)
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
@@ -274,10 +277,12 @@ class VideoPipeline:
         check(config.null_field == "words" or self.denoiser.adapter.config.get("flow_words", False), "null_field",
               config.null_field, "'words' with this adapter ('free' and 'unturned' need one trained with flow_words)")
         adapter = self.denoiser.adapter.config
-        check(config.first_frame_pick == "error" or (adapter.get("flow_words", False)
-                                                     and adapter.get("word_binding") == "appearance"),
-              "first_frame_pick", config.first_frame_pick,
+        binds = adapter.get("flow_words", False) and adapter.get("word_binding") == "appearance"
+        check(config.first_frame_pick == "error" or binds, "first_frame_pick", config.first_frame_pick,
               "'error' with this adapter ('binding' needs one trained with flow_words and word_binding appearance)")
+        check(config.carry_space != "layered" or binds, "carry_space", config.carry_space,
+              "'latent' or 'image' with this adapter ('layered' needs one trained with flow_words and word_binding "
+              "appearance)")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)
@@ -365,13 +370,18 @@ class VideoPipeline:
         text, null_text = self._texts(prompt, config)
         last = {}  # the latest frame and its decode for the video, which the image-space carry warps as it is
 
+        layered = LayeredCarry(lambda latents: self.bind(latents, text), self.vae_scale_factor) \
+            if config.carry_space == "layered" else None
+
         def carry_in_image(previous, flow, interpolation):
             decoded = last["image"] if last.get("latent") is previous else None
-            return self.warp_in_image(previous, flow, interpolation, decoded)
+            if layered is None:
+                return self.warp_in_image(previous, flow, interpolation, decoded)
+            return self._encode(layered(self._decode(previous) if decoded is None else decoded, previous, flow))
 
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base",
-                            carry=carry_in_image if config.carry_space == "image" else warp_latents)
+                            carry=warp_latents if config.carry_space == "latent" else carry_in_image)
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
@@ -434,11 +444,16 @@ class VideoPipeline:
         sum over words of their peak weight over places to the fourth power, floored after adding 0.1, so that a
         word half taken adds 1/16. A trained field binds each object to one word of its clause (model card), so
         a frame that draws one object twice and leaves out the other binds one word fewer."""
+        peak = self.bind(latents, text)[:, :-1].flatten(2).amax(2)  # (K, L): the still key left out
+        return torch.floor(peak.pow(4).sum(1) + 0.1)
+
+    def bind(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The adapter's word field's binding of latents (K, c, h, w) to the caption (`text`, an `encode_prompt`
+        output): (K, L + 1, h, w), each place's softmax over the words and, last, the still key
+        (`WordField.bind`)."""
         field = self.denoiser.adapter.spatial.word_field
         words = split_text(text, self.denoiser.unet.config.cross_attention_dim)[1]
-        weights, _ = field.bind(latents.to(self.dtype), words.expand(len(latents), -1, -1))
-        peak = weights[:, :-1].flatten(2).amax(2)  # (K, L): the still key left out
-        return torch.floor(peak.pow(4).sum(1) + 0.1)
+        return field.bind(latents.to(self.dtype), words.expand(len(latents), -1, -1))[0]
 
     @torch.no_grad()
     def base_denoising_error(self, latents: torch.Tensor, text: torch.Tensor, generator=None,

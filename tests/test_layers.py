@@ -1,0 +1,76 @@
+"""The layered carry (`carry_space` layered) on frames built by hand: a small object moving right passes behind
+a large still one and comes out; the word binding and the displacement are given exactly, as a trained field
+gives them for such frames."""
+
+import torch
+from torch.nn import functional as F
+
+from vidgen.fields import warp
+from vidgen.layers import LayeredCarry
+
+SIZE, SCALE = 32, 4  # image px; image px per latent px
+BIG = (slice(12, 24), slice(8, 24))  # the still object's rows and columns
+STEP = 4  # the small object's step to the right, image px a frame
+
+
+def frame(small_left: int | None) -> torch.Tensor:
+    """(1, 3, SIZE, SIZE) in [-1, 1]: black, the large red object, and the small green one drawn under it."""
+    image = -torch.ones(1, 3, SIZE, SIZE)
+    if small_left is not None:
+        image[0, 1, 16:20, small_left:small_left + 4] = 1.0
+    image[0, 0, BIG[0], BIG[1]] = 1.0
+    image[0, 1:, BIG[0], BIG[1]] = -1.0
+    return image
+
+
+def binding(image: torch.Tensor) -> torch.Tensor:
+    """(1, 3, h, w): places mostly red bind word 0, mostly green word 1, the rest no word outright."""
+    red = F.avg_pool2d((image[:, :1] > 0).float(), SCALE)
+    green = F.avg_pool2d((image[:, 1:2] > 0).float(), SCALE)
+    even = torch.full_like(red, 1 / 3)
+    return torch.where(red > 0.2, torch.cat([torch.ones_like(red), 0 * red, 0 * red], 1),
+                       torch.where(green > 0.2, torch.cat([0 * red, torch.ones_like(red), 0 * red], 1),
+                                   even.expand(-1, 3, -1, -1)))
+
+
+def field(image: torch.Tensor) -> torch.Tensor:
+    """(1, 2, h, w) latent px: the small object's places read one latent pixel to their left (move right)."""
+    flow = torch.zeros(1, 2, SIZE // SCALE, SIZE // SCALE)
+    flow[:, 0] = -(binding(image)[:, 1] == 1).float() * STEP / SCALE
+    return flow
+
+
+def carry(layered: LayeredCarry, image: torch.Tensor) -> torch.Tensor:
+    # the carry binds the frame's latents; here the "latents" are the image itself, bound by `binding`
+    return layered(image, image, field(image))
+
+
+def test_with_every_object_in_view_the_layered_carry_is_the_image_carry():
+    layered = LayeredCarry(binding, SCALE)
+    image = frame(0)
+    plain = warp(image, F.interpolate(field(image), scale_factor=SCALE, mode="bilinear") * SCALE, "bilinear")
+    assert torch.equal(carry(layered, image), plain)
+    assert set(layered.looks) == {0, 1}
+
+
+def test_an_object_that_passed_behind_another_comes_out_whole_where_its_step_puts_it():
+    layered = LayeredCarry(binding, SCALE)
+    carry(layered, frame(0))  # in full view: its look is kept
+    carry(layered, frame(4))  # the step the carry was asked for; still in view
+    start = None
+    for _ in range(4):  # at columns 8, 12, 16, 20: behind the large object, no place binds it; its look moves on
+        start = carry(layered, frame(None))
+    # the start of the frame after: the small object at columns 24..27, out of the large one's right edge
+    assert (start[0, 1, 16:20, 24:28] > 0.9).all() and (start[0, 0, 16:20, 24:28] < -0.9).all()
+    assert (start[0, 0, BIG[0], BIG[1]] > 0.9).all()  # the large object stays in front, unchanged
+    plain = warp(frame(None), torch.zeros(1, 2, SIZE, SIZE), "bilinear")
+    assert (plain[0, 1, 16:20, 24:28] < -0.9).all()  # the image carry has lost it
+
+
+def test_a_look_unseen_for_more_than_hold_frames_is_dropped():
+    from vidgen.layers import HOLD
+    layered = LayeredCarry(binding, SCALE)
+    carry(layered, frame(0))
+    for _ in range(HOLD + 1):
+        carry(layered, frame(None))
+    assert set(layered.looks) == {0}
