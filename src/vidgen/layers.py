@@ -64,7 +64,7 @@ class LayeredCarry:
         distance = (image - background).square().mean(1, keepdim=True).sqrt()
         ink = ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)  # (1, 1, H, W): not background
         seen = {}  # word → (its pixels now, their mass, its displacement)
-        for word in (bound * (weights >= STRONG)).flatten(1).any(1).nonzero().flatten().tolist():
+        for word in owner[bound].unique().tolist():  # a weight ≥ STRONG (> ½ of a softmax) is its place's largest
             region = bound & (owner == word)
             w = weights[word] * region
             step = (flow * w).sum((2, 3), keepdim=True) / w.sum().clamp(min=1e-6)
@@ -87,10 +87,9 @@ class LayeredCarry:
         for look in self.looks.values():  # each look moves to where its object will be
             moved = shift(torch.cat([look.image, look.alpha], 1), look.step)
             look.image, look.alpha = moved[:, :3], moved[:, 3:]
-        shown = {word: shift(alpha, step) for word, (alpha, _, step) in seen.items()}  # what `plain` shows
-        out = plain
-        for word in hidden:  # where neither another object nor its own part still in view is
-            shown_any = sum(shown.values(), torch.zeros_like(ink)).clamp(max=1)
-            a = self.looks[word].alpha * (1 - shown_any)
+        shown = sum((shift(alpha, step) for alpha, _, step in seen.values()), torch.zeros_like(ink)).clamp(max=1)
+        out = plain  # what it shows of the objects in view stays; hidden looks go where no object is shown
+        for word in hidden:
+            a = self.looks[word].alpha * (1 - shown)
             out = out * (1 - a) + self.looks[word].image * a
         return out
