@@ -35,7 +35,6 @@ from common import cli, machine, write_results  # noqa: E402
 from first_frame_attention import judged_candidates, word_positions  # noqa: E402
 from first_frame_contrast import pick_scores, rank_right_below_wrong  # noqa: E402
 from first_frame_pick import candidate_args  # noqa: E402
-from vidgen.adapter import split_text  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 
 
@@ -50,10 +49,7 @@ def strong_count(strong: float) -> int:
 
 def binding(pipe: VideoPipeline, latents: torch.Tensor, caption: str) -> dict[str, np.ndarray]:
     """Per candidate (K,): the weaker object's peak binding on its colour and shape word, and the words' coverage."""
-    field = pipe.denoiser.adapter.spatial.word_field
-    words = split_text(pipe.encode_prompt(caption), pipe.denoiser.unet.config.cross_attention_dim)[1]
-    weights, _ = field.bind(latents, words.expand(len(latents), -1, -1))  # K, L + 1, h, w
-    peak = weights.flatten(2).amax(2).numpy()  # K, L + 1
+    peak = pipe.bind(latents, pipe.encode_prompt(caption)).flatten(2).amax(2).numpy()  # K, L + 1
     colour_at, shape_at = word_positions(caption)
     words = caption.split()
     verb_at = [i + 1 for i, w in enumerate(words) if w in ("moving", "standing")]  # one per object's clause

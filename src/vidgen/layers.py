@@ -39,7 +39,9 @@ class Look:
 
 
 class LayeredCarry:
-    """carry(image, latents, flow) → the next frame's start image, for one video (it keeps the looks).
+    """carry(image, plain, latents, flow) → the next frame's start image, for one video (it keeps the looks);
+    `plain` is the image-space carry of `image` (`VideoPipeline.warp_image`), which it keeps wherever no hidden
+    object's look goes.
 
     `bind(latents)` → (1, L + 1, h, w): the word field's binding of the frame (`WordField.bind`, the still key
     last); `scale` image px per latent px."""
@@ -49,10 +51,10 @@ class LayeredCarry:
         self.scale = scale
         self.looks: dict[int, Look] = {}
 
-    def __call__(self, image: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, plain: torch.Tensor, latents: torch.Tensor,
+                 flow: torch.Tensor) -> torch.Tensor:
         s = self.scale
         flow = flow.to(image.dtype) * s  # image px, at each latent place
-        plain = warp(image, F.interpolate(flow, scale_factor=s, mode="bilinear"), "bilinear")
         weights = self.bind(latents)[0, :-1].to(image.dtype)  # (L, h, w): the still key left out
         owner_weight, owner = weights.max(0)
         bound = owner_weight >= STRONG  # places some word takes outright

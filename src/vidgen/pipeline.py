@@ -333,10 +333,15 @@ class VideoPipeline:
         the displacement (latent px, (b, 2, h, w)) scaled up to image px, and encoded again. The image is warped
         bilinearly (`interpolation` is the latent warp's), so that a step of whole pixels moves an object
         exactly."""
-        s = self.vae_scale_factor
         image = self._decode(previous) if decoded is None else decoded
+        return self._encode(self.warp_image(image, flow))
+
+    def warp_image(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """Images (b, 3, H, W) warped bilinearly by the displacement (latent px, (b, 2, h, w)) scaled up to image
+        px: the carried start in image space before it is encoded (`warp_in_image`, `layers.LayeredCarry`)."""
+        s = self.vae_scale_factor
         flow = torch.nn.functional.interpolate(flow.to(image.dtype), scale_factor=s, mode="bilinear") * s
-        return self._encode(warp(image, flow, "bilinear"))
+        return warp(image, flow, "bilinear")
 
     def _given_frames(self, config: GenerationConfig, image, video) -> torch.Tensor | None:
         """Latents (1, p, c, h, w) of the frames that open the video: an image or a clip to continue."""
@@ -377,7 +382,8 @@ class VideoPipeline:
             decoded = last["image"] if last.get("latent") is previous else None
             if layered is None:
                 return self.warp_in_image(previous, flow, interpolation, decoded)
-            return self._encode(layered(self._decode(previous) if decoded is None else decoded, previous, flow))
+            image = self._decode(previous) if decoded is None else decoded
+            return self._encode(layered(image, self.warp_image(image, flow), previous, flow))
 
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base",
