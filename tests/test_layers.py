@@ -41,7 +41,7 @@ def field(image: torch.Tensor) -> torch.Tensor:
 
 
 def plain(image: torch.Tensor) -> torch.Tensor:
-    """The image-space carry (`VideoPipeline.warp_image`)."""
+    """The image-space carry (`VideoPipeline.warp_in_image`)."""
     return warp(image, F.interpolate(field(image), scale_factor=SCALE, mode="bilinear") * SCALE, "bilinear")
 
 

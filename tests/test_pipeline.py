@@ -141,6 +141,10 @@ def test_first_frame_candidates_open_the_video_with_the_one_of_lowest_denoising_
         live_pipe("a red square", first_frame_candidates=2, first_frame_pick="attention", **SMALL)
     with pytest.raises(VidgenError, match="carry_space: got 'layered'.*'latent' or 'image' with this adapter"):
         live_pipe("a red square", carry_space="layered", **SMALL)
+    with pytest.raises(VidgenError, match="carry_track: got 'across'.*'none' with this adapter.*flow_words"):
+        live_pipe("a red square", carry_track="across", **SMALL)
+    with pytest.raises(VidgenError, match="carry_track: got 'sideways'; expected none \\| across \\| full"):
+        live_pipe("a red square", carry_track="sideways", **SMALL)
 
 
 def test_first_frame_steps_draws_frame_0_with_its_own_step_count(live_pipe, monkeypatch):

@@ -40,7 +40,7 @@ class Look:
 
 class LayeredCarry:
     """carry(image, plain, latents, flow) → the next frame's start image, for one video (it keeps the looks);
-    `plain` is the image-space carry of `image` (`VideoPipeline.warp_image`), which it keeps wherever no hidden
+    `plain` is the image-space carry of `image` (`VideoPipeline.warp_in_image`), which it keeps wherever no hidden
     object's look goes.
 
     `bind(latents)` → (1, L + 1, h, w): the word field's binding of the frame (`WordField.bind`, the still key

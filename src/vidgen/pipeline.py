@@ -20,6 +20,7 @@ from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
+from .track import TRACKS, TrackKeeper
 from .video import VideoWriter, read_video, resize_center_crop
 
 SCHEDULERS = {
@@ -63,6 +64,11 @@ class GenerationConfig:
     #     of whole pixels moves an object without blurring it, where a latent shift of a quarter pixel blurs) |
     #     layered (image, plus each object's last full look laid under the objects in view, so that one that
     #     passes behind another comes out whole: `layers.LayeredCarry`; needs flow_words, word_binding appearance)
+    carry_track: str = "none"  # with the carry in image space (start carry, carry_space image | layered): none |
+    #     across (each object's shift by the denoiser across its motion, all of it for a still object, is taken
+    #     out of the next frame's carry, so that the small shifts of every redraw do not add up over the video:
+    #     `track.TrackKeeper`) | full (the whole shift, along the motion too); needs flow_words, word_binding
+    #     appearance
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
@@ -99,6 +105,7 @@ class GenerationConfig:
         check(self.start in {s.value for s in Start}, "start", self.start, "'noise', 'previous' or 'carry'")
         check(0 < self.strength <= 1, "strength", self.strength, "a number in (0, 1]")
         check(self.carry_space in CARRY_SPACES, "carry_space", self.carry_space, " | ".join(CARRY_SPACES))
+        check(self.carry_track in TRACKS, "carry_track", self.carry_track, " | ".join(TRACKS))
         check(self.first_frame in FIRST_FRAME, "first_frame", self.first_frame, " | ".join(FIRST_FRAME))
         check(self.first_frame_candidates >= 1, "first_frame_candidates", self.first_frame_candidates,
               "an integer ≥ 1")
@@ -283,6 +290,12 @@ class VideoPipeline:
         check(config.carry_space != "layered" or binds, "carry_space", config.carry_space,
               "'latent' or 'image' with this adapter ('layered' needs one trained with flow_words and word_binding "
               "appearance)")
+        check(config.carry_track == "none" or binds, "carry_track", config.carry_track,
+              "'none' with this adapter (keeping tracks needs one trained with flow_words and word_binding "
+              "appearance)")
+        check(config.carry_track == "none" or (config.start == Start.CARRY.value and config.carry_space != "latent"),
+              "carry_track", config.carry_track, f"'none' with start {config.start!r} and carry_space "
+              f"{config.carry_space!r} (keeping tracks needs start 'carry' with carry_space 'image' or 'layered')")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)
@@ -328,20 +341,28 @@ class VideoPipeline:
         return to_uint8(self._decode(latents))
 
     def warp_in_image(self, previous: torch.Tensor, flow: torch.Tensor, interpolation: str,
-                      decoded: torch.Tensor | None = None) -> torch.Tensor:
+                      decoded: torch.Tensor | None = None, layered: LayeredCarry | None = None,
+                      keeper: TrackKeeper | None = None) -> torch.Tensor:
         """`carry_space` image: latents (b, c, h, w) decoded (or `decoded`, their `_decode` already made), warped by
         the displacement (latent px, (b, 2, h, w)) scaled up to image px, and encoded again. The image is warped
         bilinearly (`interpolation` is the latent warp's), so that a step of whole pixels moves an object
-        exactly."""
+        exactly. With `keeper` (`carry_track`), each object's shift by the denoiser is taken out of the
+        displacement first; with `layered` (`carry_space` layered), hidden objects' looks are laid under."""
         image = self._decode(previous) if decoded is None else decoded
-        return self._encode(self.warp_image(image, flow))
+        pixels = self.image_flow(flow)
+        if keeper is not None:
+            pixels = keeper(image, previous, pixels)
+        start = warp(image, pixels, "bilinear")
+        if layered is not None:
+            start = layered(image, start, previous, flow)
+        if keeper is not None:
+            keeper.started(start)
+        return self._encode(start)
 
-    def warp_image(self, image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        """Images (b, 3, H, W) warped bilinearly by the displacement (latent px, (b, 2, h, w)) scaled up to image
-        px: the carried start in image space before it is encoded (`warp_in_image`, `layers.LayeredCarry`)."""
+    def image_flow(self, flow: torch.Tensor) -> torch.Tensor:
+        """A displacement (latent px, (b, 2, h, w)) scaled up to image px at image size."""
         s = self.vae_scale_factor
-        flow = torch.nn.functional.interpolate(flow.to(image.dtype), scale_factor=s, mode="bilinear") * s
-        return warp(image, flow, "bilinear")
+        return torch.nn.functional.interpolate(flow.to(self.dtype), scale_factor=s, mode="bilinear") * s
 
     def _given_frames(self, config: GenerationConfig, image, video) -> torch.Tensor | None:
         """Latents (1, p, c, h, w) of the frames that open the video: an image or a clip to continue."""
@@ -374,16 +395,19 @@ class VideoPipeline:
         prefix = self._given_frames(config, image, video)
         text, null_text = self._texts(prompt, config)
         last = {}  # the latest frame and its decode for the video, which the image-space carry warps as it is
+        bound = {}  # the latest latents bound and their binding: the layered carry and the keeper share it
 
-        layered = LayeredCarry(lambda latents: self.bind(latents, text), self.vae_scale_factor) \
-            if config.carry_space == "layered" else None
+        def bind(latents):
+            if bound.get("latents") is not latents:
+                bound.update(latents=latents, weights=self.bind(latents, text))
+            return bound["weights"]
+
+        layered = LayeredCarry(bind, self.vae_scale_factor) if config.carry_space == "layered" else None
+        keeper = TrackKeeper(bind, config.carry_track) if config.carry_track != "none" else None
 
         def carry_in_image(previous, flow, interpolation):
             decoded = last["image"] if last.get("latent") is previous else None
-            if layered is None:
-                return self.warp_in_image(previous, flow, interpolation, decoded)
-            image = self._decode(previous) if decoded is None else decoded
-            return self._encode(layered(image, self.warp_image(image, flow), previous, flow))
+            return self.warp_in_image(previous, flow, interpolation, decoded, layered, keeper)
 
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base",

@@ -1,0 +1,98 @@
+"""Keeping objects on their track (`carry_track`): the denoiser's small shifts taken out of the next carry.
+
+The carry moves the frame before by the adapter's displacement, and the denoiser, run from that start at a
+share of the steps, draws the frame anew: it puts each object a fraction of a pixel away from where the carry
+put it (about half a pixel per frame on the shapes world, in no fixed direction across the motion). The next
+carry starts from that frame, so the shifts add up like a random walk over the video. A track keeper measures
+each object's shift between the start a frame was denoised from and the frame that came out (Lucas–Kanade over
+the object's region, `region_shift`) and moves the object back by it in the next carry, so that each frame is
+off by its own shift alone.
+
+`across` takes out only the part across the object's motion (all of it for a still object): along the motion
+the denoiser's shifts are not noise alone: it turns objects at walls the displacement carries into them, and
+makes up for a displacement a little short (model card, "Keeping objects on their track"). `full` takes out
+the whole shift.
+
+Objects and their regions are those of the word binding, as in the layered carry (`layers`): a word some place
+takes outright is an object, and the places that take it are its region.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from .fields import warp
+from .layers import STRONG
+
+TRACKS = ("none", "across", "full")  # GenerationConfig.carry_track
+ITERATIONS = 4  # Lucas–Kanade steps
+MAX_SHIFT = 3.0  # image px: a larger shift is no small redraw (an object lost, swapped, or met by another)
+STILL = 0.3  # image px a frame: an object whose displacement is below this is still (its whole shift is noise)
+
+
+def region_shift(start: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    """δ (2,) image px (x, y) such that image(p) ≈ start(p − δ) over `mask` (1, 1, H, W): where the object
+    `start` (1, 3, H, W) showed there lies in `image`, by Lucas–Kanade; None when the region has no edges to
+    tell a shift by, or the shift is above MAX_SHIFT."""
+    shift = torch.zeros(2, dtype=start.dtype, device=start.device)
+    for _ in range(ITERATIONS):
+        moved = warp(start, -shift.view(1, 2, 1, 1).expand(1, 2, *start.shape[-2:]), "bilinear")
+        gx = (moved.roll(-1, 3) - moved.roll(1, 3)) / 2
+        gy = (moved.roll(-1, 2) - moved.roll(1, 2)) / 2
+        rest = (image - moved) * mask
+        a = torch.stack([(gx * gx * mask).sum(), (gx * gy * mask).sum(), (gy * gy * mask).sum()])
+        normal = torch.stack([a[:2], a[1:]])
+        if torch.linalg.det(normal) < 1e-6:
+            return None
+        # moved(p − Δ) ≈ moved(p) − ∇moved · Δ: the Δ that best explains the rest
+        shift = shift - torch.linalg.solve(normal, torch.stack([(gx * rest).sum(), (gy * rest).sum()]))
+        if shift.norm() > MAX_SHIFT:
+            return None
+    return shift
+
+
+class TrackKeeper:
+    """keeper(image, latents, flow) → the displacement (1, 2, H, W) image px, warp's convention (read at p +
+    flow) that carries `image` (1, 3, H, W), the frame that came out of the denoiser (its `latents`), onto the
+    next frame's start, with each object's shift since its own start taken out; `keeper.started(start)` tells it
+    the start the next frame is denoised from. One keeper per video.
+
+    `bind(latents)` → (1, L + 1, h, w): the word field's binding (`WordField.bind`, the still key last)."""
+
+    def __init__(self, bind: Callable[[torch.Tensor], torch.Tensor], mode: str = "across"):
+        self.bind = bind
+        self.mode = mode
+        self.start: torch.Tensor | None = None
+        self.shifts: list[list[tuple[float, float]]] = []  # per frame, the shifts taken out (a benchmark's reading)
+
+    def __call__(self, image: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        if self.start is None or self.mode == "none":
+            return flow
+        weights = self.bind(latents)[0, :-1].to(image.dtype)  # (L, h, w): the still key left out
+        owner_weight, owner = weights.max(0)
+        bound = owner_weight >= STRONG
+        scale = image.shape[-1] // weights.shape[-1]
+        back = torch.zeros_like(flow)  # per place of `image`: the shift to take out where it is read from
+        taken = []
+        for word in owner[bound].unique().tolist():
+            region = (bound & (owner == word)).to(image.dtype)[None, None]
+            mask = F.interpolate(F.max_pool2d(region, 3, 1, 1), scale_factor=scale, mode="nearest")  # its edges too
+            shift = region_shift(self.start, image, mask)
+            if shift is None:
+                continue
+            up = F.interpolate(region, scale_factor=scale, mode="nearest")
+            step = (flow * up).sum((2, 3))[0] / up.sum()
+            if self.mode == "across" and step.norm() > STILL:
+                along = step / step.norm()
+                shift = shift - (shift @ along) * along
+            taken.append((float(shift[0]), float(shift[1])))
+            back = back + shift.view(1, 2, 1, 1) * mask
+        self.shifts.append(taken)
+        # the object that now lies δ beyond its start is read δ further on: it lands where the carry meant it to
+        return flow + warp(back, flow, "bilinear")
+
+    def started(self, start: torch.Tensor) -> None:
+        self.start = start
