@@ -80,3 +80,22 @@ def test_a_still_objects_whole_shift_is_noise():
     drawn = square(16.3, 15.6)
     following = warp(drawn, keeper(drawn, drawn, still), "bilinear")
     assert torch.allclose(centre(following), torch.tensor([16.0, 16.0], dtype=torch.float64), atol=0.05)
+
+
+@pytest.mark.parametrize("gap, taken", [(1, 0), (2, 2)])
+def test_objects_touching_each_other_are_left_as_they_are(gap, taken):
+    """Two still squares bound to two words: each shift is taken out when their regions lie a place apart or
+    more; when the regions touch, neither is (over their regions one's shift cannot be told from the other's)."""
+    weights = torch.zeros(1, 3, SIZE // SCALE, SIZE // SCALE, dtype=torch.float64)
+    weights[:, 2] = 1.0  # the still key everywhere, but for the two regions
+    weights[:, :, 3:5, 1:3] = torch.tensor([1.0, 0, 0], dtype=torch.float64).view(1, 3, 1, 1)
+    weights[:, :, 3:5, 2 + gap:4 + gap] = torch.tensor([0, 1.0, 0], dtype=torch.float64).view(1, 3, 1, 1)
+    keeper = TrackKeeper(lambda latents: weights, "across")
+    left, right = 8.0, 8.0 + SCALE * gap + 4  # centres inside each region
+    start = torch.maximum(square(left, 16.0), square(right, 16.0))
+    still = moving(0.0, 0.0)
+    keeper(start, start, still)
+    keeper.started(start)
+    drawn = torch.maximum(square(left + 0.3, 16.0), square(right, 16.4))
+    keeper(drawn, drawn, still)
+    assert len(keeper.shifts[-1]) == taken

@@ -6,7 +6,8 @@ put it (about half a pixel per frame on the shapes world, in no fixed direction 
 carry starts from that frame, so the shifts add up like a random walk over the video. A track keeper measures
 each object's shift between the start a frame was denoised from and the frame that came out (Lucas–Kanade over
 the object's region, `region_shift`) and moves the object back by it in the next carry, so that each frame is
-off by its own shift alone.
+off by its own shift alone. An object touching another is left as it is: over their regions the shift of one
+cannot be told from the other's, and on held-out prompts such wrong shifts pulled objects apart.
 
 `across` takes out only the part across the object's motion (all of it for a still object): along the motion
 the denoiser's shifts are not noise alone: it turns objects at walls the displacement carries into them, and
@@ -29,7 +30,7 @@ from .layers import STRONG
 
 TRACKS = ("none", "across", "full")  # GenerationConfig.carry_track
 ITERATIONS = 4  # Lucas–Kanade steps
-MAX_SHIFT = 3.0  # image px: a larger shift is no small redraw (an object lost, swapped, or met by another)
+MAX_SHIFT = 1.5  # image px: a larger shift is no small redraw (an object lost, swapped, or met by another)
 STILL = 0.3  # image px a frame: an object whose displacement is below this is still (its whole shift is noise)
 
 
@@ -79,7 +80,10 @@ class TrackKeeper:
         taken = []
         for word in owner[bound].unique().tolist():
             region = (bound & (owner == word)).to(image.dtype)[None, None]
-            mask = F.interpolate(F.max_pool2d(region, 3, 1, 1), scale_factor=scale, mode="nearest")  # its edges too
+            grown = F.max_pool2d(region, 3, 1, 1)  # one place wider: its edges too
+            if (grown[0, 0].bool() & bound & (owner != word)).any():
+                continue  # touching another object: whose pixels moved where cannot be told apart
+            mask = F.interpolate(grown, scale_factor=scale, mode="nearest")
             shift = region_shift(self.start, image, mask)
             if shift is None:
                 continue
