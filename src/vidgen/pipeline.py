@@ -64,11 +64,11 @@ class GenerationConfig:
     #     of whole pixels moves an object without blurring it, where a latent shift of a quarter pixel blurs) |
     #     layered (image, plus each object's last full look laid under the objects in view, so that one that
     #     passes behind another comes out whole: `layers.LayeredCarry`; needs flow_words, word_binding appearance)
-    carry_track: str = "none"  # with the carry in image space (start carry, carry_space image | layered): none |
-    #     across (each object's shift by the denoiser across its motion, all of it for a still object, is taken
-    #     out of the next frame's carry, so that the small shifts of every redraw do not add up over the video:
-    #     `track.TrackKeeper`) | full (the whole shift, along the motion too); needs flow_words, word_binding
-    #     appearance
+    carry_track: str = "none"  # with the carry in image space (start carry, carry_space image | layered; else
+    #     ignored): none | across (each object's shift by the denoiser across its motion, all of it for a still
+    #     object, is taken out of the next frame's carry, so that the small shifts of every redraw do not add up
+    #     over the video: `track.TrackKeeper`) | full (the whole shift, along the motion too); needs flow_words,
+    #     word_binding appearance
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
@@ -293,9 +293,6 @@ class VideoPipeline:
         check(config.carry_track == "none" or binds, "carry_track", config.carry_track,
               "'none' with this adapter (keeping tracks needs one trained with flow_words and word_binding "
               "appearance)")
-        check(config.carry_track == "none" or (config.start == Start.CARRY.value and config.carry_space != "latent"),
-              "carry_track", config.carry_track, f"'none' with start {config.start!r} and carry_space "
-              f"{config.carry_space!r} (keeping tracks needs start 'carry' with carry_space 'image' or 'layered')")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)

@@ -2,8 +2,8 @@
 
 The carry moves the frame before by the adapter's displacement, and the denoiser, run from that start at a
 share of the steps, draws the frame anew: it puts each object a fraction of a pixel away from where the carry
-put it (about half a pixel per frame on the shapes world, in no fixed direction across the motion). The next
-carry starts from that frame, so the shifts add up like a random walk over the video. A track keeper measures
+put it (a few tenths of a pixel per frame on the shapes world, in no fixed direction across the motion). The
+next carry starts from that frame, so the shifts add up like a random walk over the video. A track keeper measures
 each object's shift between the start a frame was denoised from and the frame that came out (Lucas–Kanade over
 the object's region, `region_shift`) and moves the object back by it in the next carry, so that each frame is
 off by its own shift alone. An object touching another is left as it is: over their regions the shift of one
