@@ -29,18 +29,6 @@ HOLD = 8  # frames a look is kept once no place binds its word at all (an object
 EDGE = (0.1, 0.3)  # colour distance from the background (in [-1, 1] units, RMS over channels): no object → object
 
 
-def object_ink(image: torch.Tensor, bound: torch.Tensor, scale: int) -> torch.Tensor | None:
-    """(1, 1, H, W) in [0, 1]: how much each pixel of `image` (1, 3, H, W) differs from the background, the mean
-    colour of the places (`bound` (h, w) False, `scale` image px per place) no word takes outright; None when
-    every place is some word's."""
-    loose = F.interpolate((~bound)[None, None].to(image.dtype), scale_factor=scale, mode="nearest")
-    if loose.sum() == 0:
-        return None
-    background = (image * loose).sum((2, 3), keepdim=True) / loose.sum()
-    distance = (image - background).square().mean(1, keepdim=True).sqrt()
-    return ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)
-
-
 @dataclass
 class Look:
     image: torch.Tensor  # (1, 3, H, W) in [-1, 1]: the frame that last showed the object whole, moved since
@@ -71,9 +59,12 @@ class LayeredCarry:
         owner_weight, owner = weights.max(0)
         bound = owner_weight >= STRONG  # places some word takes outright
         up = lambda m: F.interpolate(m[None, None].to(image.dtype), scale_factor=s, mode="nearest")  # noqa: E731
-        ink = object_ink(image, bound, s)
-        if ink is None:  # every place is some object's: nothing to lay under, nothing to tell background by
+        loose = up(~bound)
+        if loose.sum() == 0:  # every place is some object's: nothing to lay under, nothing to tell background by
             return plain
+        background = (image * loose).sum((2, 3), keepdim=True) / loose.sum()
+        distance = (image - background).square().mean(1, keepdim=True).sqrt()
+        ink = ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)  # (1, 1, H, W): not background
         seen = {}  # word → (its pixels now, their mass, its displacement)
         for word in owner[bound].unique().tolist():  # a weight ≥ STRONG (> ½ of a softmax) is its place's largest
             region = bound & (owner == word)

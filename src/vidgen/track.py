@@ -6,10 +6,8 @@ put it (a few tenths of a pixel per frame on the shapes world, in no fixed direc
 next carry starts from that frame, so the shifts add up like a random walk over the video. A track keeper measures
 each object's shift between the start a frame was denoised from and the frame that came out (Lucas–Kanade over
 the object's region, `region_shift`) and moves the object back by it in the next carry, so that each frame is
-off by its own shift alone. An object touching another (their pixels, those of their places that differ from
-the background, within TOUCH) is left as it is: the shift of one cannot be told from the other's there, and on
-held-out prompts such wrong shifts pulled objects apart; the pixels of other objects nearby are kept out of
-an object's estimate.
+off by its own shift alone. An object touching another is left as it is: over their regions the shift of one
+cannot be told from the other's, and on held-out prompts such wrong shifts pulled objects apart.
 
 `across` takes out only the part across the object's motion (all of it for a still object): along the motion
 the denoiser's shifts are not noise alone: it turns objects at walls the displacement carries into them, and
@@ -17,8 +15,7 @@ makes up for a displacement a little short (model card, "Keeping objects on thei
 the whole shift.
 
 Objects and their regions are those of the word binding, as in the layered carry (`layers`): a word some place
-takes outright is an object, and the places that take it are its region (wider than the object: the places
-around an object bind its word too).
+takes outright is an object, and the places that take it are its region.
 """
 
 from __future__ import annotations
@@ -29,13 +26,12 @@ import torch
 from torch.nn import functional as F
 
 from .fields import warp
-from .layers import STRONG, object_ink
+from .layers import STRONG
 
 TRACKS = ("none", "across", "full")  # GenerationConfig.carry_track
 ITERATIONS = 4  # Lucas–Kanade steps
 MAX_SHIFT = 1.5  # image px: a larger shift is no small redraw (an object lost, swapped, or met by another)
 STILL = 0.3  # image px a frame: an object whose displacement is below this is still (its whole shift is noise)
-TOUCH = 2  # image px: objects whose pixels come this near each other touch
 
 
 def region_shift(start: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
@@ -80,24 +76,19 @@ class TrackKeeper:
         owner_weight, owner = weights.max(0)
         bound = owner_weight >= STRONG
         scale = image.shape[-1] // weights.shape[-1]
-        up = lambda m: F.interpolate(m.to(image.dtype)[None, None], scale_factor=scale, mode="nearest")  # noqa: E731
-        ink = object_ink(image, bound, scale)
-        words = owner[bound].unique().tolist()
-        # each object's pixels: its places' that differ from the background (a region is wider than its object)
-        pixels = {word: up(bound & (owner == word)) * (1 if ink is None else ink) for word in words}
-        near = {word: F.max_pool2d(x, 2 * TOUCH + 1, 1, TOUCH) for word, x in pixels.items()}
         back = torch.zeros_like(flow)  # per place of `image`: the shift to take out where it is read from
         taken = []
-        for word in words:
-            others = sum((near[o] for o in words if o != word), torch.zeros_like(pixels[word])).clamp(max=1)
-            if (pixels[word] * others).sum() > 1:
-                continue  # touching another object: whose pixels moved where cannot be told apart
+        for word in owner[bound].unique().tolist():
             region = (bound & (owner == word)).to(image.dtype)[None, None]
-            mask = F.interpolate(F.max_pool2d(region, 3, 1, 1), scale_factor=scale, mode="nearest") * (1 - others)
-            shift = region_shift(self.start, image, mask)  # over its region one place wider, others' pixels out
+            grown = F.max_pool2d(region, 3, 1, 1)  # one place wider: its edges too
+            if (grown[0, 0].bool() & bound & (owner != word)).any():
+                continue  # touching another object: whose pixels moved where cannot be told apart
+            mask = F.interpolate(grown, scale_factor=scale, mode="nearest")
+            shift = region_shift(self.start, image, mask)
             if shift is None:
                 continue
-            step = (flow * up(region[0, 0])).sum((2, 3))[0] / up(region[0, 0]).sum()
+            up = F.interpolate(region, scale_factor=scale, mode="nearest")
+            step = (flow * up).sum((2, 3))[0] / up.sum()
             if self.mode == "across" and step.norm() > STILL:
                 along = step / step.norm()
                 shift = shift - (shift @ along) * along
