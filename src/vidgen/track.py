@@ -15,7 +15,10 @@ makes up for a displacement a little short (model card, "Keeping objects on thei
 the whole shift.
 
 Objects and their regions are those of the word binding, as in the layered carry (`layers`): a word some place
-takes outright is an object, and the places that take it are its region.
+takes outright is an object, and the places that take it are its region. A region is much wider than its
+object (the places around an object bind its word too), so two objects' regions often meet, and then neither is
+kept on its track: telling touching objects by their pixels instead was tried and lost held-out videos (model
+card).
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class TrackKeeper:
         self.bind = bind
         self.mode = mode
         self.start: torch.Tensor | None = None
-        self.shifts: list[list[tuple[float, float]]] = []  # per frame, the shifts taken out (a benchmark's reading)
+        self.shifts: list[list[tuple[float, float]]] = []  # per frame, the shifts taken out (for tests, diagnoses)
 
     def __call__(self, image: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         if self.start is None or self.mode == "none":
