@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 
 from vidgen import VideoPipeline
 from vidgen.data.shapes import sample_scene
+from vidgen.eval.evaluate import summarize
 from vidgen.eval.scorer import score_video
 
 
@@ -34,7 +36,7 @@ def sweep(args) -> None:
     first, last = (int(x) for x in args.prompts.split(":")) if args.prompts else (0, args.num_prompts)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(line)["name"] for line in out.read_text().splitlines()} if out.exists() else set()
+    done = {json.loads(line)["video"] for line in out.read_text().splitlines()} if out.exists() else set()
     with out.open("a") as fh:
         for p in range(first, last):
             for k in range(2):
@@ -45,31 +47,24 @@ def sweep(args) -> None:
                 seed = args.seed * 100_003 + p * 101 + k
                 frames = pipe(captions[p], carry_space=args.carry_space, carry_track=args.carry_track,
                               generator=torch.Generator().manual_seed(seed)).frames
-                s = score_video(np.asarray(frames), captions[p])
-                fh.write(json.dumps({"name": name, "caption": captions[p], "trajectory_rmse": s.trajectory_rmse,
-                                     "attributes_correct": s.attributes_correct, "object_frames": s.object_frames,
-                                     "direction_by_object": s.details["direction_by_object"],
-                                     "seconds": time.perf_counter() - start}) + "\n")
+                score = asdict(score_video(np.asarray(frames), captions[p]))
+                # the row `vidgen eval` writes for a video (`evaluate`), so that `summarize` pools it as it does
+                row = {"video": name, **{key: v for key, v in score.items() if key != "details"}, **score["details"],
+                       "seconds": time.perf_counter() - start}
+                fh.write(json.dumps(row) + "\n")
                 fh.flush()
 
 
 def pool(paths: list[str]) -> None:
-    """Per file: trajectory pooled over object-frames (all, one-object, two-object videos), direction over frame
-    pairs, attributes over object-frames."""
+    """Per file: `vidgen eval`'s summary (`summarize`) of all its videos, and of its one- and two-object ones."""
     print("| file | videos | trajectory px (one / two objects) | direction | attributes |")
     print("|---|---|---|---|---|")
     for path in paths:
         rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-        def rms(sel):
-            rs = [r for r in rows if sel(r)]
-            return np.sqrt(sum(r["trajectory_rmse"] ** 2 * r["object_frames"] for r in rs) /
-                           max(sum(r["object_frames"] for r in rs), 1))
-        hits = sum(o["hits"] for r in rows for o in r["direction_by_object"])
-        pairs = sum(o["pairs"] for r in rows for o in r["direction_by_object"])
-        attributes = np.average([r["attributes_correct"] for r in rows], weights=[r["object_frames"] for r in rows])
-        print(f"| {path} | {len(rows)} | {rms(lambda r: True):.2f} ({rms(lambda r: ' and ' not in r['caption']):.2f}"
-              f" / {rms(lambda r: ' and ' in r['caption']):.2f}) | {hits / pairs:.1%} | {attributes:.1%} |")
+        every, one, two = (summarize([r for r in rows if keep(r)]) for keep in
+                           (lambda r: True, lambda r: " and " not in r["caption"], lambda r: " and " in r["caption"]))
+        print(f"| {path} | {len(rows)} | {every['trajectory_rmse']:.2f} ({one['trajectory_rmse']:.2f} / "
+              f"{two['trajectory_rmse']:.2f}) | {every['direction_accuracy']:.1%} | {every['attributes_correct']:.1%} |")
 
 
 def main() -> None:
