@@ -44,12 +44,11 @@ def test_plain_diffusers_loads_the_base_and_it_draws_the_caption():
     assert accepted(score), score
 
 
-@pytest.mark.parametrize("mode, options", [("autoregressive", {}),  # the shipped defaults: carried in image space,
+@pytest.mark.parametrize("mode, options", [("autoregressive", {}),  # the shipped defaults: the layered carry,
                                            #                           each object kept on its track across its motion
                                            ("autoregressive", {"carry_space": "latent"}),  # no track kept there
-                                           ("autoregressive", {"carry_track": "none"}),
-                                           ("autoregressive", {"carry_space": "layered",
-                                                               "first_frame_pick": "binding",
+                                           ("autoregressive", {"carry_space": "image", "carry_track": "none"}),
+                                           ("autoregressive", {"carry_space": "image", "first_frame_pick": "error",
                                                                "carry_track": "full"}),
                                            ("joint", {})])
 def test_each_mode_makes_a_video_the_scorer_accepts(shipped, mode, options):
