@@ -94,8 +94,10 @@ class VideoWriter:
         self._stream.width, self._stream.height = width, height
         even = width % 2 == 0 and height % 2 == 0
         self._stream.pix_fmt = "yuv420p" if even or codec != "libx264" else "yuv444p"
-        if codec == "libx264":
-            self._stream.options = {"crf": "18"}
+        if codec == "libx264":  # without MB-tree: with it the same frames do not always give the same bytes,
+            #                       nor the same decoded frames (up to 29 levels apart at objects' edges), so
+            #                       scores read from the decoded frames moved between runs
+            self._stream.options = {"crf": "18", "x264-params": "mbtree=0"}
 
     def close(self) -> None:
         if self._container is not None:
