@@ -217,7 +217,7 @@ def test_word_field_binds_each_place_to_its_words_and_the_free_field_only_signs_
     wild = field(torch.randn(8, 4, 5, 5) * 50, text.expand(8, 3, 4))
     assert wild.norm(dim=1).max() <= offered.norm(dim=-1).max() + 1e-5
     enc = SpatialEncoder(4, 8, [(8, 1)], 4, text_dim=6, flow=True, words=True)
-    _, flow, guide = enc(*inputs()[3].as_args(), text=torch.randn(2, 5, 6))
+    _, flow, guide, _ = enc(*inputs()[3].as_args(), text=torch.randn(2, 5, 6))
     assert flow.abs().max() == 0 and guide.abs().max() == 0  # untrained: no displacement
     for bad in (dict(flow=False, words=True), dict(flow=True, words=True, motions=2)):
         with pytest.raises(ValueError, match="words"):
@@ -276,9 +276,9 @@ def test_null_rows_are_warped_by_the_free_field_or_an_unturned_word_field_and_th
             if param.dim() > 1 and param.abs().max() == 0:
                 param.normal_(std=0.1)
     ctx, text, caption = inputs()[3], torch.randn(2, 5, 6), torch.randn(2, 5, 6)
-    residuals, flow, guide = enc(*ctx.as_args(), text=text)
+    residuals, flow, guide, _ = enc(*ctx.as_args(), text=text)
     rows = torch.tensor([True, False])
-    mixed, mixed_flow, mixed_guide = enc(*ctx.as_args(), text=text, null=NullField(rows))
+    mixed, mixed_flow, mixed_guide, _ = enc(*ctx.as_args(), text=text, null=NullField(rows))
     assert torch.equal(mixed_flow[0], guide[0]) and torch.equal(mixed_flow[1], flow[1])
     assert torch.equal(mixed_guide, guide) and not torch.allclose(flow[0], guide[0], atol=1e-3)
     assert torch.equal(mixed[0][1], residuals[0][1]) and not torch.allclose(mixed[0][0], residuals[0][0])
@@ -306,10 +306,13 @@ def test_appearance_binding_turns_each_object_as_a_whole_and_only_once_the_conte
     guide[:, 1, 0, 2], guide[:, 1, 0, 3] = 0.2, -0.1  # B's: about still, forward on the whole
     field = WordField(8, 6, "appearance")
     field.bind = lambda source, text: (weights, motions)
-    got = field(None, None, guide, may_reverse=torch.tensor([True, False]))
+    got, turn = field.signed(None, None, guide, may_reverse=torch.tensor([True, False]))
     assert got[0, 0, 0].tolist() == [-0.5, -0.5, 0, 0] and got[0, 1, 0].tolist() == [0, 0, 1, 1]
     assert got[1, 0, 0].tolist() == [0.5, 0.5, 0, 0] and got[1, 1, 0].tolist() == [0, 0, 1, 1]
     assert torch.equal(field(None, None), got[1:].expand(2, -1, -1, -1))  # no guide: the caption's way
+    # the read that decided it, in steps of the field: A's guide runs (−3 · 0.5 + 0.5 · 0.5) / 0.5 = −2.5 steps
+    # along it (both places alike), B's (0.2 + −0.1) / 2 = +0.05; it is read whether or not the sample may turn
+    assert torch.allclose(turn[:, 0], torch.tensor([-2.5, -2.5, 0.05, 0.05]).expand(2, 4))
 
 
 def test_partial_turn_moves_an_object_back_by_as_much_as_the_guide_says_and_never_more_than_a_step():

@@ -337,6 +337,89 @@ def test_flow_words_trains_the_free_field_that_signs_it_by_the_same_loss(pipe, t
     assert words["guide_loss"] < words["flow_loss"]
 
 
+def test_turn_loss_leans_the_free_fields_read_towards_the_sign_that_carries_the_frame_on(pipe, tiny_model,
+                                                                                          video_folder, tmp_path):
+    """--turn-loss: a square moves one latent pixel right a frame, so the field that carries a frame on is −1 px
+    along x (warp reads p + field). Every word offers the same motion m and every place takes the words and the
+    still key alike (a zero query), so the field is c·m everywhere with c = L / (L + 1), and a free field g the
+    same everywhere reads r = (g·m) / (c |m|²) at every place. The loss is then exactly softplus(−4 |r|) where
+    the sign r gives carries the frame on (whether the words point the right way and r keeps them, or the
+    wrong way and r turns them) and softplus(4 |r|) where it does not; its gradient moves g towards the right
+    side; and only autoregressive examples whose context shows motion count (there are some of each)."""
+    import torch.nn.functional as F
+    from diffusers import UNet2DConditionModel
+
+    from vidgen import VideoAdapter, VideoDenoiser
+    from vidgen.training import TrainingData
+
+    cfg = config(tiny_model, video_folder, tmp_path, num_frames=4, batch_size=32, spatial_flow=True,
+                 spatial_text=True, flow_words=True, word_binding="appearance", turn_loss=1.0)
+    cfg.validate()
+    latents = torch.zeros(3, 4, 4, 16, 16)
+    for j in range(4):  # a flat square on an empty ground, one latent pixel further right each frame: each
+        latents[:, j, :, 6:10, 4 + j:8 + j] = 1.0  # place is carried on better the right way or as well both ways
+    text = pipe.encode_prompt("a clip")
+    data = TrainingData(latents, torch.zeros(3, dtype=torch.long), text, pipe.encode_prompt(""))
+    batch = make_batch(data, cfg, pipe.scheduler.alphas_cumprod.float(), "epsilon", _step_generator(cfg, 0, 0, 0))
+    moving = batch["carry"] & (batch["context"].mask.sum(dim=1) >= 2)
+    assert moving.any() and (~moving).any()
+    c = text.shape[1] / (text.shape[1] + 1)
+
+    def run(words_dx: float, free_dx: float):
+        unet = UNet2DConditionModel.from_config(pipe.denoiser.unet.config)
+        adapter = VideoAdapter.for_unet(unet, num_tokens=4, width=32, spatial_flow=True, spatial_text=True,
+                                        flow_words=True, word_binding="appearance")
+        field = adapter.spatial.word_field
+        with torch.no_grad():
+            field.query[-1].weight.zero_()
+            field.query[-1].bias.zero_()
+            field.motion[-1].bias.copy_(torch.tensor([words_dx, 0.0]))
+            adapter.spatial.flow[-1].bias.copy_(torch.tensor([free_dx, 0.0]))
+        loss, parts = loss_fn(VideoDenoiser(unet, adapter), batch, "cpu", torch.float32, turn_weight=1.0)
+        loss.backward()
+        return parts, adapter.spatial.flow[-1].bias.grad[0].item()
+
+    for words_dx, free_dx, right in ((-1.0, -0.5, True), (1.0, -0.5, True), (1.0, 0.5, False), (-1.0, 0.5, False)):
+        r = free_dx * words_dx / c  # (g·m) / (c |m|²) with |m| = 1
+        parts, grad = run(words_dx, free_dx)
+        want = F.softplus(torch.tensor(-4 * abs(r) if right else 4 * abs(r))).item()
+        assert parts["turn_loss"] == pytest.approx(want, rel=1e-4), (words_dx, free_dx)
+        assert parts["turn_right"] == (1.0 if right else 0.0)
+        # descent moves r towards the side that carries the frame on: towards the words' own sign when they
+        # point the right way (+1, r up), away from it when they point the wrong way (−1, r down)
+        towards = 1.0 if words_dx < 0 else -1.0
+        assert -grad * words_dx * towards > 0, (words_dx, free_dx, grad)
+    with pytest.raises(VidgenError, match="turn_loss: got 1.0; expected 0 unless the adapter has --flow-words"):
+        config(tiny_model, video_folder, tmp_path, spatial_flow=True, turn_loss=1.0).validate()
+
+
+def test_train_only_trains_the_named_parameters_and_keeps_the_rest_exactly(pipe, tiny_model, video_folder,
+                                                                          tmp_path):
+    """--train-only spatial.flow from an init adapter: the exported adapter (EMA weights) differs from the init
+    in the free field's head alone, every other tensor equal bit for bit; the log carries the turn loss."""
+    from vidgen import VideoAdapter
+
+    from .conftest import perturb
+
+    options = dict(spatial_flow=True, spatial_text=True, flow_words=True, word_binding="appearance")
+    init = VideoAdapter.for_unet(pipe.denoiser.unet, num_tokens=4, width=32, frame_differences=True, **options)
+    perturb(init, seed=3)
+    with torch.no_grad():
+        init.spatial.word_field.motion[-1].bias.copy_(torch.tensor([-1.0, 0.5]))
+        init.spatial.flow[-1].bias.copy_(torch.tensor([0.3, -0.2]))
+    init.save_pretrained(tmp_path / "init")
+    out = train(config(tiny_model, video_folder, tmp_path / "run", init_adapter=str(tmp_path / "init"),
+                       train_only="spatial.flow", turn_loss=1.0, flow_loss=1.0, ema_decay=0.9, joint_fraction=0.0,
+                       learning_rate=1e-2, **options))
+    got, was = load_file(out / "diffusion_pytorch_model.safetensors"), init.state_dict()
+    changed = {k for k in was if not torch.equal(got[k], was[k])}
+    assert changed and all(k.startswith("spatial.flow") for k in changed), changed
+    log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert all("turn_loss" in e and 0 <= e["turn_right"] <= 1 for e in log)
+    with pytest.raises(VidgenError, match="train_only: got 'nothing.here'; expected prefixes of this adapter"):
+        train(config(tiny_model, video_folder, tmp_path / "bad", train_only="nothing.here"))
+
+
 def test_hard_frames_are_the_ones_the_init_field_misses_and_are_drawn_as_weighed(pipe, tiny_model, video_folder,
                                                                                 tmp_path, monkeypatch):
     """--hard-frames: clips shift one latent pixel right per frame up to frame 3, then back left (a bounce). An

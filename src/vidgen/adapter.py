@@ -52,6 +52,7 @@ class Context:
     flow: torch.Tensor | None = None  # (b, 2, h, w): the spatial path's displacement (spatial_flow), latent px
     interpolation: str = "bilinear"  # how that displacement warps (fields.warp)
     guide: torch.Tensor | None = None  # (b, 2, h, w), flow_words: the free field that signs the word field
+    turn: torch.Tensor | None = None  # (b, h, w), words bound by appearance: the guide's read that turned them
 
 
 def check_options(token_path: bool = True, spatial_path: bool = True, spatial_text: bool = False,
@@ -248,7 +249,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
             null: rows whose displacement field is not their own word field's (`NullField`; its words in the
                 layout of `text`).
         """
-        kv = residuals = flow = guide = None
+        kv = residuals = flow = guide = turn = None
         text, words = split_text(text, self.config.cross_attention_dim)
         if self.config.spatial_text_words and words is None:
             raise VidgenError(f"text: got width {text.shape[-1]}; this adapter's spatial path reads word embeddings, "
@@ -260,11 +261,11 @@ class VideoAdapter(ModelMixin, ConfigMixin):
                 tokens = torch.where(drop[:, None, None], self.null_tokens.to(tokens.dtype), tokens)
             kv = [layer.project_context(tokens) for layer in self.layers]
         if self.config.spatial_path:
-            residuals, flow, guide = self.spatial(frames, offsets, anchor, levels, mask,
+            residuals, flow, guide, turn = self.spatial(frames, offsets, anchor, levels, mask,
                                      words if self.config.spatial_text_words else text, self._null_words(null))
             if keep is not None:
                 residuals = [r * keep[:, None, None, None] for r in residuals]
-        return Context(kv, residuals, flow, self.config.get("flow_interpolation", "bilinear"), guide)
+        return Context(kv, residuals, flow, self.config.get("flow_interpolation", "bilinear"), guide, turn)
 
     def _null_words(self, null: NullField | None) -> NullField | None:
         """`null` with its words in the spatial path's layout (the word embeddings of spatial_text_words)."""
@@ -317,8 +318,8 @@ class VideoDenoiser(nn.Module):
                              down_intrablock_additional_residuals=residuals).sample
 
     def forward(self, x, t, text, frames, offsets, anchor, levels, mask, drop=None):
-        """Training: encode the context and predict in one call → (prediction, the spatial path's displacement
-        field or None, the free field that signs it or None), all from one forward pass so that a DDP wrapper
-        sees every loss term."""
+        """Training: encode the context and predict in one call → (prediction, the `Context`, whose displacement
+        fields the displacement and turn losses read), all from one forward pass so that a DDP wrapper sees every
+        loss term."""
         context = self.condition(frames, offsets, anchor, levels, mask, text, drop)
-        return self.predict(x, t, text, context), context.flow, context.guide
+        return self.predict(x, t, text, context), context

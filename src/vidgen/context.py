@@ -238,7 +238,9 @@ class SpatialEncoder(nn.Module):
     def forward(self, frames, offsets, anchor, levels, mask, text=None, null: NullField | None = None):
         """→ (residuals, one per entry of `residuals`; the displacement field (b, 2, h, w) in latent pixels the
         pooled map was warped by, None without `flow`; with `words`, the free field that signed it (trained by
-        the displacement loss too), else None). `null` (with `words`): rows warped otherwise (`NullField`)."""
+        the displacement loss too), else None; with words bound by appearance, the free field's read per place
+        that turned each object or not (`fields.object_read`, (b, h, w): trained by the turn loss), else None).
+        `null` (with `words`): rows warped otherwise (`NullField`)."""
         b, k = frames.shape[:2]
         appearance = self.word_field is not None and self.word_field.binding == "appearance"
         latest = latest_frame(frames, offsets, mask) if appearance else None  # b c h w
@@ -255,7 +257,7 @@ class SpatialEncoder(nn.Module):
             words = self.pool_text(text).to(pooled.dtype)
             scale, shift = self.text_film(words).chunk(2, dim=-1)
             pooled = pooled * (1 + scale[..., None, None]) + shift[..., None, None]
-        flow = guide = None
+        flow = guide = turn = None
         if null is not None and self.word_field is None:
             raise ValueError("null rows need words (their field is the free field or an unturned word field)")
         if self.flow is not None:
@@ -270,7 +272,7 @@ class SpatialEncoder(nn.Module):
             if self.word_field is not None:
                 source = latest.to(pooled.dtype) if appearance else pooled
                 moving = mask.sum(dim=1) >= 2  # (b,): the context shows a motion (frame 1's holds frame 0 alone)
-                guide, flow = flow, self.word_field(source, text, flow.detach(), self.sign_margin, moving)
+                guide, (flow, turn) = flow, self.word_field.signed(source, text, flow, self.sign_margin, moving)
                 if null is not None:
                     other = guide if null.words is None else self.word_field(source, null.words)  # unsigned
                     flow = torch.where(null.rows[:, None, None, None], other, flow)
@@ -280,4 +282,4 @@ class SpatialEncoder(nn.Module):
         for level, down in enumerate(self.down, start=1):
             x = down(x)
             pyramid[2 ** level] = x
-        return [head(pyramid[stride]) for head, stride in zip(self.heads, self.strides)], flow, guide
+        return [head(pyramid[stride]) for head, stride in zip(self.heads, self.strides)], flow, guide, turn

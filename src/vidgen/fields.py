@@ -128,42 +128,42 @@ class WordField(nn.Module):
         scores = torch.einsum("bkhw,blk->blhw", self.query(source), keys) / math.sqrt(WORD_KEYS)
         return torch.softmax(scores, dim=1), motions
 
-    def forward(self, source: torch.Tensor, text: torch.Tensor, guide: torch.Tensor | None = None,
-                margin: float = 0.0, may_reverse: torch.Tensor | None = None) -> torch.Tensor:
-        """→ field (b, 2, h, w); with `guide` (b, 2, h, w), run backwards where the guide points the other way:
-        per place with "map" (`signed_like`), per object with "appearance" (`object_signs`: an object turns as
-        a whole), and then only in samples where `may_reverse` (b,) bool allows it (a context that shows motion)."""
+    def forward(self, source: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """→ the field (b, 2, h, w) as the caption says it, never turned."""
+        weights, motions = self.bind(source, text)
+        return torch.einsum("blhw,blc->bchw", weights, motions)
+
+    def signed(self, source: torch.Tensor, text: torch.Tensor, guide: torch.Tensor, margin: float = 0.0,
+               may_reverse: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """→ (the field (b, 2, h, w) run backwards where `guide` (b, 2, h, w) points the other way: per place with
+        "map" (`signed_like`), per object with "appearance" (`object_signs`: an object turns as a whole), and then
+        only in samples where `may_reverse` (b,) bool allows it (a context that shows motion); with "appearance",
+        the read of the guide that decided it (`object_read`, (b, h, w), differentiable in `guide`, for the turn
+        loss), else None)."""
         weights, motions = self.bind(source, text)
         field = torch.einsum("blhw,blc->bchw", weights, motions)
-        if guide is None:
-            return field
         if self.binding == "map":
-            return signed_like(field, guide, margin)
-        signs = object_signs(field, weights, guide, margin, self.partial, self.turn_read)  # b 1 h w
+            return signed_like(field, guide.detach(), margin), None
+        turn = object_read(field.detach(), weights.detach(), guide, self.turn_read)
+        signs = turn_signs(turn.detach(), margin, self.partial)  # b 1 h w
         if may_reverse is not None:
             signs = torch.where(may_reverse[:, None, None, None], signs, torch.ones_like(signs))
-        return field * signs
+        return field * signs, turn
 
 
 TURN_READS = ("mean", "peak")  # how object_signs reads the free field over an object (WordField)
 
 
-def object_signs(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, margin: float = 0.0,
-                 partial: bool = False, read: str = "mean") -> torch.Tensor:
-    """(b, 1, h, w) ±1 per place: −1 where the places that share its words, taken together, have the guide
-    pointing against the field by more than `margin` × its length. Each word reads the guide's component along
-    the field, f(q)·g(q), and the field's size |f(q)|²: with `read` "mean" summed over the places that take it
-    (weighted by how much they take); with "peak" at the one place that takes it most (an object's centre as
-    the binding sees it, where the free field foresees a bounce that the mean over the whole object hides;
-    in generated videos it also turns early: model card, "The turn read at the object's centre"). Each place
-    then sums that back over its own words: places bound to the same words (one object) get the same sign, so
-    an object never tears into parts moving both ways, and a word's displacement may be any part of an
-    object's motion (words' displacements add up per place; a sign per word would not mean anything). With
-    `partial`, a reversed place takes, instead of −1, the guide's component along the field over the field's
-    length (pooled the same way, at least −1): an object the guide only half turns moves half a step back, as
-    at a bounce step, where the true step lies anywhere between the caption's step and its reverse. Not
-    differentiated. field, guide (b, 2, h, w); weights (b, L, h, w)."""
-    field, weights, guide = field.detach(), weights.detach(), guide.detach()
+def object_read(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, read: str = "mean") -> torch.Tensor:
+    """(b, h, w): per place, how far the guide runs along the field over the object the place belongs to, in
+    units of the field's length (+1: the field's full step, −1: the full step back; 0 where nothing moves). Each
+    word reads the guide's component along the field, f(q)·g(q), and the field's size |f(q)|²: with `read`
+    "mean" summed over the places that take it (weighted by how much they take); with "peak" at the one place
+    that takes it most (an object's centre as the binding sees it, where the free field foresees a bounce that
+    the mean over the whole object hides; in generated videos it also turns early: model card, "The turn read
+    at the object's centre"). Each place then sums both back over its own words and takes their ratio: places
+    bound to the same words (one object) read the same, and a word's displacement may be any part of an
+    object's motion (words' displacements add up per place). field, guide (b, 2, h, w); weights (b, L, h, w)."""
     dot, size = (field * guide).sum(dim=1), field.square().sum(dim=1)  # b h w
     if read == "mean":
         along, size = (torch.einsum("blhw,bhw->bl", weights, x) for x in (dot, size))
@@ -173,8 +173,25 @@ def object_signs(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor
     else:
         raise ValueError(f"read: got {read!r}; expected one of {TURN_READS}")
     along, size = torch.einsum("blhw,bl->bhw", weights, along), torch.einsum("blhw,bl->bhw", weights, size)
-    back = (along / size.clamp(min=1e-12)).clamp(min=-1.0) if partial else -torch.ones_like(along)
-    return torch.where(along >= -margin * size, 1.0, back)[:, None].to(field.dtype)
+    return along / size.clamp(min=1e-12)
+
+
+def turn_signs(turn: torch.Tensor, margin: float = 0.0, partial: bool = False) -> torch.Tensor:
+    """(b, 1, h, w) from an `object_read` (b, h, w): +1 where it is above −`margin`, else −1, or with `partial`
+    the read itself (at least −1): an object the guide only half turns moves half a step back, as at a bounce
+    step, where the true step lies anywhere between the caption's step and its reverse."""
+    back = turn.clamp(min=-1.0) if partial else -torch.ones_like(turn)
+    return torch.where(turn >= -margin, 1.0, back)[:, None]
+
+
+def object_signs(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor, margin: float = 0.0,
+                 partial: bool = False, read: str = "mean") -> torch.Tensor:
+    """(b, 1, h, w) ±1 per place: −1 where the places that share its words, taken together, have the guide
+    pointing against the field by more than `margin` × its length (`object_read`, then `turn_signs`): places
+    bound to the same words (one object) get the same sign, so an object never tears into parts moving both
+    ways. Not differentiated. field, guide (b, 2, h, w); weights (b, L, h, w)."""
+    turn = object_read(field.detach(), weights.detach(), guide.detach(), read)
+    return turn_signs(turn, margin, partial).to(field.dtype)
 
 
 def signed_like(field: torch.Tensor, guide: torch.Tensor, margin: float = 0.0) -> torch.Tensor:

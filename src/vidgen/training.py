@@ -104,6 +104,12 @@ class TrainConfig:
     flow_loss: float = 0.0  # weight of the displacement loss (spatial_flow): the spatial path's displacement must
     #                         carry the previous clean frame onto the target frame (self-supervised, see loss_fn)
     flow_horizon: int = 1  # the displacement loss also warps the frame k = 2..H back by k times the field
+    turn_loss: float = 0.0  # weight of the turn loss (words bound by appearance): per place, the free field's read
+    #                         that turns each object (fields.object_read) must lean the way of whichever of the
+    #                         signed field and its reverse carries the previous clean frame onto the target better
+    #                         (self-supervised, see loss_fn): the sign is what the displacement loss cannot train
+    train_only: str | None = None  # comma-separated prefixes of adapter parameter names: only those train (e.g.
+    #                                "spatial.flow": the free field's head); the rest keep the --init-adapter weights
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
     oversample: str | None = None  # "TEXT:FACTOR": clips whose caption contains TEXT are drawn FACTOR times as
     #                                often as the others (e.g. " and :2" for more two-object scenes)
@@ -140,7 +146,7 @@ class TrainConfig:
               "flow_motions": 0, "flow_words": False, "oversample": None, "word_binding": "map",
               "flow_sign_margin": 0.0, "flow_walls": False, "flow_partial_turn": False, "flow_depth": 0,
               "flow_turn_read": "mean", "own_context": 0.0, "own_clips": 0, "own_from": "first", "hard_frames": 1.0,
-              "hard_rank": "loss", "first_fraction": 0.0, "hard_from": 0}
+              "hard_rank": "loss", "first_fraction": 0.0, "hard_from": 0, "turn_loss": 0.0, "train_only": None}
     # what the hard frames are set by: a checkpoint saved before they acted may resume with them changed
     HARD = ("hard_frames", "hard_rank", "hard_from")
 
@@ -162,6 +168,11 @@ class TrainConfig:
         check(self.flow_loss == 0 or (self.spatial_path and self.spatial_flow), "flow_loss", self.flow_loss,
               "0 unless the adapter has spatial_flow (a displacement to train)")
         check(self.flow_horizon >= 1, "flow_horizon", self.flow_horizon, "an integer ≥ 1")
+        check(self.turn_loss >= 0, "turn_loss", self.turn_loss, "a number ≥ 0")
+        check(self.turn_loss == 0 or (self.flow_words and self.word_binding == "appearance"), "turn_loss",
+              self.turn_loss, "0 unless the adapter has --flow-words with --word-binding appearance (objects to turn)")
+        check(self.train_only is None or all(self.train_only.split(",")), "train_only", self.train_only,
+              "comma-separated prefixes of adapter parameter names, e.g. 'spatial.flow'")
         check(self.own_from in OWN_FROM, "own_from", self.own_from, " or ".join(OWN_FROM))
         check(self.own_clips >= 0, "own_clips", self.own_clips, "an integer ≥ 0 (0: every clip)")
         check(self.own_context == 0 or self.init_adapter is not None, "own_context", self.own_context,
@@ -455,8 +466,40 @@ def make_batch(data: TrainingData, config: TrainConfig, alphas_cumprod: torch.Te
     return batch
 
 
-def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
-            interpolation: str = "bilinear") -> tuple[torch.Tensor, dict]:
+TURN_SHARPNESS = 4.0  # the turn loss's logistic slope per step of the free field's read (fields.object_read)
+TURN_CLIP = 2.0  # the read is clipped to ± this many steps before it: a place far on the right side is done
+
+
+def turn_loss(context, batch: dict, device, interpolation: str, margin: float) -> tuple[torch.Tensor, float] | None:
+    """The turn loss and how often the read is on the right side (weighted as the loss), or None where no
+    example of `batch` turns.
+
+    Per place p of an autoregressive example whose context shows motion (frame 2 on), the field as signed
+    (`context.flow`) and its reverse each carry the previous clean frame on; D(p) is how much better the signed
+    one matches the target frame there (squared latent error of the reverse minus the signed's). The free
+    field's read r(p) (`context.turn`, ≥ −margin: this sign) should lean to the side of the better of the two,
+    by a logistic loss on TURN_SHARPNESS · (r + margin), weighted by |D(p)|, which is what the wrong sign costs
+    there: a place in an object's flat inside or in the background costs nothing whichever way it goes. It is
+    the self-supervision of a turn, read off any video as the displacement loss is; that loss cannot train the
+    sign, which it never differentiates (an object carried the wrong way by a field of the right length)."""
+    rows = batch["carry"].to(device) & (batch["context"].mask.to(device).sum(dim=1) >= 2)
+    if context.turn is None or not rows.any():
+        return None
+    flow, read = context.flow.detach()[rows], (context.turn[rows].float() + margin).clamp(-TURN_CLIP, TURN_CLIP)
+    before, clean = batch["history"][:, 0].to(device)[rows], batch["clean"].to(device)[rows]
+    err = lambda shift: (warp(before, shift.to(before.dtype), interpolation).float()  # noqa: E731
+                         - clean.float()).square().sum(dim=1)
+    better = err(-flow) - err(flow)  # b h w: > 0 where the sign as it is carries the frame on better
+    target = torch.where(read >= 0, 1.0, -1.0) * better.sign()
+    weight = better.abs()
+    total = weight.sum().clamp(min=1e-12)
+    loss = (weight * F.softplus(-TURN_SHARPNESS * target * read)).sum() / total
+    right = float((weight * (target * read > 0)).sum() / total)
+    return loss, right
+
+
+def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0, interpolation: str = "bilinear",
+            turn_weight: float = 0.0, sign_margin: float = 0.0) -> tuple[torch.Tensor, dict]:
     """→ (the loss to minimise, its parts as floats for the log).
 
     With `flow_weight`, a displacement loss joins the denoising loss: warping the previous clean frame by the
@@ -466,10 +509,12 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
     With a longer history (`flow_horizon` H), frame i−k warped by k times the field should give it too
     (constant motion over H frames): the mean is over every (example, k) pair whose frame i−k exists. A slow
     object's quarter-pixel step then meets the loss of a k-fold shift. With `flow_words`, the free field that
-    signs the word field (`guide`) is trained by the same loss, logged as guide_loss."""
+    signs the word field (`guide`) is trained by the same loss, logged as guide_loss. With `turn_weight`, the
+    turn loss joins too (`turn_loss`; `sign_margin`: the adapter's flow_sign_margin), logged with the weighted
+    share of places it finds on the right side as turn_right."""
     ctx = batch["context"]
     args = [ctx.frames.to(device, dtype), *(a.to(device) for a in ctx.as_args()[1:])]
-    pred, flow, guide = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype),
+    pred, context = denoiser(batch["x_t"].to(device, dtype), batch["t"].to(device), batch["text"].to(device, dtype),
                           *args, drop=batch["drop"].to(device))
     if "weight" not in batch:
         loss = F.mse_loss(pred.float(), batch["target"].to(device).float())
@@ -481,7 +526,7 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
         history = batch["history"].to(device, dtype)  # (B, H, c, h, w)
         use = batch["carry"].to(device)[:, None] & batch["history_ok"].to(device)  # (B, H)
         clean = batch["clean"].to(device).float()
-        for name, field in (("flow_loss", flow), ("guide_loss", guide)):
+        for name, field in (("flow_loss", context.flow), ("guide_loss", context.guide)):
             if field is None:
                 continue
             err = torch.stack([(warp(history[:, k], (k + 1) * field, interpolation).float() - clean)
@@ -489,6 +534,10 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0,
             part = (err * use).sum() / use.sum().clamp(min=1)
             parts[name] = part.item()
             loss = loss + flow_weight * part
+    if turn_weight > 0:  # both parts logged at every step (0 in the rare batch with nothing to turn)
+        part, parts["turn_right"] = turn_loss(context, batch, device, interpolation, sign_margin) or (loss * 0, 0.0)
+        parts["turn_loss"] = part.item()
+        loss = loss + turn_weight * part
     return loss, parts
 
 
@@ -549,8 +598,8 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     if config.hard_frames > 1 and config.hard_from == 0:
         add_hard_frames(data, config, adapter)
     adapter.train()
-    optimizer = torch.optim.AdamW(adapter.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    trained = trainable(adapter, config.train_only)
+    optimizer = torch.optim.AdamW([p for _, p in trained], lr=config.learning_rate, weight_decay=config.weight_decay)
     step, ema = 0, None
     if found is not None:
         step, ema, saved = load_checkpoint(found, adapter, optimizer)
@@ -574,14 +623,14 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
                 batch = make_batch(data, config, alphas, scheduler_cfg.prediction_type,
                                    _step_generator(config, step, micro, accelerator.process_index))
                 loss, parts = loss_fn(model, batch, accelerator.device, pipe.dtype, config.flow_loss,
-                                      config.flow_interpolation)
+                                      config.flow_interpolation, config.turn_loss, config.flow_sign_margin)
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
         if ema is not None:
-            with torch.no_grad():
-                for k, v in accelerator.unwrap_model(model).adapter.state_dict().items():
-                    ema[k].mul_(config.ema_decay).add_(v.float(), alpha=1 - config.ema_decay)
+            with torch.no_grad():  # the trained parameters only: the others' averages stay their weights exactly
+                for k, v in trained:
+                    ema[k].mul_(config.ema_decay).add_(v.detach().float(), alpha=1 - config.ema_decay)
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
             values = accelerator.gather(torch.tensor([list(parts.values())], device=accelerator.device)).mean(0)
@@ -602,6 +651,22 @@ def train(config: TrainConfig, resume: bool = False, dataset=None) -> Path:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return final
+
+
+def trainable(adapter, train_only: str | None) -> list[tuple[str, torch.nn.Parameter]]:
+    """The adapter's parameters that train, by name: all of them, or with `train_only` those whose names start
+    with one of its comma-separated prefixes (the others are frozen: requires_grad off)."""
+    prefixes = None if train_only is None else tuple(train_only.split(","))
+    named = list(adapter.named_parameters())
+    for name, p in named:
+        p.requires_grad_(prefixes is None or name.startswith(prefixes))
+    trained = [(name, p) for name, p in named if p.requires_grad]
+    some = sorted({name.split(".")[0] + "." + name.split(".")[1] if "." in name else name for name, _ in named})
+    check(bool(trained), "train_only", train_only, f"prefixes of this adapter's parameter names, e.g. {some[:6]}")
+    if prefixes is not None:
+        print(f"training {len(trained)} of {len(named)} parameter tensors "
+              f"({sum(p.numel() for _, p in trained):,} weights): {', '.join(prefixes)}")
+    return trained
 
 
 def init_from(adapter, folder: str) -> None:
