@@ -43,3 +43,22 @@ def test_timed_eval_reads_back_only_what_the_same_command_made(tiny_model, tmp_p
     rescored, _, _ = common.timed_eval(folder, tiny_model, None, frechet=False, num_prompts=2, **settings)
     assert len(made) == 2 and len(scored) == 1 and rescored.summary["videos"] == 2  # scored again, not made
     assert (folder / "scorer.txt").read_text() == common.digest(Path(common.vidgen.eval.__file__).parent)
+
+
+def test_wall_speed_bins_an_ideal_path_at_the_captions_speed_up_to_its_turn():
+    """An object on its ideal path steps exactly the caption's step and is never ahead of it, in every step
+    before the one that turns it (which is not counted), each binned by its gap to the wall, nearest last."""
+    import numpy as np
+
+    import wall_speed
+    from vidgen.data.shapes import parse_caption
+    from vidgen.eval.scorer import expected_path
+
+    obj = parse_caption("a small red circle moving right quickly on a black background").objects[0]
+    path = expected_path(obj, np.array([20.0, 32.0]), 64, 16)
+    rows = wall_speed.object_steps(path, obj, 64)
+    turn = int(np.flatnonzero(np.diff(path[:, 0]) < 0)[0])  # the first step back
+    assert len(rows) == turn
+    assert all(step == 1.0 and abs(ahead) < 1e-9 for _, step, ahead in rows)
+    gaps = [gap for gap, _, _ in rows]
+    assert gaps[0] == "more than 4 steps" and "2-4 steps" in gaps and gaps[-1] in ("1-2 steps", "under a step")
