@@ -19,11 +19,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 
 from common import cli, folder_benchmark  # noqa: E402
-from motion_follow import axis_of, object_centres  # noqa: E402
-from vidgen.data.shapes import REFERENCE_SIZE, SPEEDS, parse_caption  # noqa: E402
-from vidgen.data.video_folder import read_captions  # noqa: E402
-from vidgen.video import read_video  # noqa: E402
-from wall_turns import first_turn  # noqa: E402
+from motion_follow import axis_of  # noqa: E402
+from vidgen.data.shapes import REFERENCE_SIZE, SPEEDS  # noqa: E402
+from wall_turns import first_turn, moving_objects  # noqa: E402
 
 GAPS = ((4.0, np.inf, "more than 4 steps"), (2.0, 4.0, "2-4 steps"), (1.0, 2.0, "1-2 steps"),
         (-np.inf, 1.0, "under a step"))
@@ -47,18 +45,12 @@ def object_steps(centres: np.ndarray, obj, canvas: int) -> list[tuple[str, float
 
 def measure(folder: Path) -> dict:
     rows: dict[tuple[str, str], list] = {}
-    for path, caption in read_captions(folder):
-        scene, video = parse_caption(caption), None
-        for k, obj in enumerate(scene.objects):
-            if obj.direction is None:
-                continue
-            video = read_video(path) if video is None else video
-            centres = object_centres(video, scene, k)
-            if not np.isfinite(centres).all():
-                continue
-            kind = f"{obj.speed}, {'one object' if len(scene.objects) == 1 else 'two objects'}"
-            for gap, step, ahead in object_steps(centres, obj, video.shape[1]):
-                rows.setdefault((kind, gap), []).append((step, ahead))
+    for scene, obj, centres, canvas in moving_objects(folder):
+        if not np.isfinite(centres).all():
+            continue
+        kind = f"{obj.speed}, {'one object' if len(scene.objects) == 1 else 'two objects'}"
+        for gap, step, ahead in object_steps(centres, obj, canvas):
+            rows.setdefault((kind, gap), []).append((step, ahead))
     return {kind: {gap: {"steps": len(r), "step": round(float(np.mean([s for s, _ in r])), 3),
                          "ahead_px_per_frame": round(float(np.mean([a for _, a in r])), 3)}
                    for _, _, gap in GAPS if (r := rows.get((kind, gap)))}

@@ -56,17 +56,24 @@ def object_turn(centres: np.ndarray, obj, canvas: int) -> dict | None:
             "past_wall": float(max(past, 0.0))}
 
 
-def measure(folder: Path) -> dict:
-    turns = []
+def moving_objects(folder: Path):
+    """(scene, object, its centres (f, 2), canvas) for each moving object of each video in the scored `folder`
+    (each video read once, and only when it has a moving object)."""
     for path, caption in read_captions(folder):
         scene, video = parse_caption(caption), None
         for k, obj in enumerate(scene.objects):
             if obj.direction is None:
                 continue
             video = read_video(path) if video is None else video
-            turn = object_turn(object_centres(video, scene, k), obj, video.shape[1])
-            if turn is not None:
-                turns.append(turn)
+            yield scene, obj, object_centres(video, scene, k), video.shape[1]
+
+
+def measure(folder: Path) -> dict:
+    turns = []
+    for _, obj, centres, canvas in moving_objects(folder):
+        turn = object_turn(centres, obj, canvas)
+        if turn is not None:
+            turns.append(turn)
     out = {}
     for speed in ("quickly", "slowly", "all"):
         rows = [t for t in turns if speed in ("all", t["speed"])]
