@@ -58,6 +58,24 @@ def test_each_mode_makes_a_video_the_scorer_accepts(shipped, mode, options):
     assert accepted(score), score
 
 
+def test_redraw_judges_frames_by_the_shipped_binding_and_draws_a_rejected_frame_again(shipped, monkeypatch):
+    """A single object moving right keeps its place from start to frame in every frame (no redraw); a frame the
+    judge rejects is drawn again, and the frames before it stay as they were."""
+    import vidgen.pipeline
+
+    real, judged = vidgen.pipeline.jump, []
+    options = dict(num_frames=5, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(vidgen.pipeline, "jump", lambda start, frame: judged.append(real(start, frame)) or judged[-1])
+    plain = shipped(PROMPT, redraw=0, **options).frames  # the shipped default is 2
+    kept = shipped(PROMPT, redraw=1, **(options | {"generator": torch.Generator().manual_seed(0)})).frames
+    assert judged == [0.0] * 4 and (kept == plain).all()  # frames 1–4 judged once each, all kept
+    judged.clear()
+    monkeypatch.setattr(vidgen.pipeline, "jump", lambda start, frame: judged.append(1) or float(len(judged) == 2))
+    again = shipped(PROMPT, redraw=1, **(options | {"generator": torch.Generator().manual_seed(0)})).frames
+    assert len(judged) == 5  # frame 2's first draw rejected (the second call), drawn once more
+    assert (again[:2] == plain[:2]).all() and not (again[2] == plain[2]).all()
+
+
 def test_generate_needs_no_model_arguments(tmp_path, capsys):
     out = tmp_path / "video.mp4"
     assert main(["generate", PROMPT, "--frames", "4", "--steps", "5", "--out", str(out)]) == 0

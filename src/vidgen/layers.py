@@ -29,6 +29,14 @@ HOLD = 8  # frames a look is kept once no place binds its word at all (an object
 EDGE = (0.1, 0.3)  # colour distance from the background (in [-1, 1] units, RMS over channels): no object → object
 
 
+def objects(weights: torch.Tensor) -> dict[int, torch.Tensor]:
+    """word → its region (h, w) bool, for a binding (L, h, w) with the still key left out: the places a word
+    takes outright (weight ≥ STRONG, > ½ of a softmax, so it is the place's largest), for each word that has any."""
+    owner_weight, owner = weights.max(0)
+    bound = owner_weight >= STRONG
+    return {word: bound & (owner == word) for word in owner[bound].unique().tolist()}
+
+
 @dataclass
 class Look:
     image: torch.Tensor  # (1, 3, H, W) in [-1, 1]: the frame that last showed the object whole, moved since
@@ -56,8 +64,10 @@ class LayeredCarry:
         s = self.scale
         flow = flow.to(image.dtype) * s  # image px, at each latent place
         weights = self.bind(latents)[0, :-1].to(image.dtype)  # (L, h, w): the still key left out
-        owner_weight, owner = weights.max(0)
-        bound = owner_weight >= STRONG  # places some word takes outright
+        regions = objects(weights)
+        bound = torch.zeros_like(weights[0], dtype=torch.bool)  # places some word takes outright
+        for region in regions.values():
+            bound |= region
         up = lambda m: F.interpolate(m[None, None].to(image.dtype), scale_factor=s, mode="nearest")  # noqa: E731
         loose = up(~bound)
         if loose.sum() == 0:  # every place is some object's: nothing to lay under, nothing to tell background by
@@ -66,8 +76,7 @@ class LayeredCarry:
         distance = (image - background).square().mean(1, keepdim=True).sqrt()
         ink = ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)  # (1, 1, H, W): not background
         seen = {}  # word → (its pixels now, their mass, its displacement)
-        for word in owner[bound].unique().tolist():  # a weight ≥ STRONG (> ½ of a softmax) is its place's largest
-            region = bound & (owner == word)
+        for word, region in regions.items():
             w = weights[word] * region
             step = (flow * w).sum((2, 3), keepdim=True) / w.sum().clamp(min=1e-6)
             alpha = up(region) * ink

@@ -18,6 +18,7 @@ from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry
+from .redraw import jump
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .track import TRACKS, TrackKeeper
@@ -83,6 +84,11 @@ class GenerationConfig:
     #     (first the candidates in which the adapter's word field binds the most caption words outright:
     #     `VideoPipeline.bound_words`; a frame that draws one object twice leaves the other's words no place;
     #     then the error among them; needs an adapter with flow_words and word_binding appearance)
+    redraw: int = 0  # N: an autoregressive frame drawn from a start (start previous | carry) in which an object the
+    #     word binding finds there is not where the start put it (`redraw.jump`: drawn at the far side of the
+    #     frame, or its word left unbound) is drawn again with new noise, up to N times, each one step later in
+    #     the schedule (keeping more of the start), and the draw that keeps its objects best is kept; needs
+    #     flow_words, word_binding appearance
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -114,6 +120,7 @@ class GenerationConfig:
               self.first_frame_steps, "an integer ≥ 1 (or none: num_inference_steps)")
         check(self.first_frame_pick in FIRST_FRAME_PICKS, "first_frame_pick", self.first_frame_pick,
               " | ".join(FIRST_FRAME_PICKS))
+        check(self.redraw >= 0, "redraw", self.redraw, "an integer ≥ 0")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -293,6 +300,9 @@ class VideoPipeline:
         check(config.carry_track == "none" or binds, "carry_track", config.carry_track,
               "'none' with this adapter (keeping tracks needs one trained with flow_words and word_binding "
               "appearance)")
+        check(config.redraw == 0 or binds, "redraw", config.redraw,
+              "0 with this adapter (judging a frame's objects needs one trained with flow_words and word_binding "
+              "appearance)")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)
@@ -417,7 +427,8 @@ class VideoPipeline:
                                         config.num_inference_steps, window=config.window,
                                         start=guess or Start(config.start), strength=config.strength,
                                         context_level=config.context_noise, prefix=prefix, generator=generator,
-                                        device=self.device, dtype=self.dtype)
+                                        judge=lambda start, frame: jump(bind(start)[0, :-1], bind(frame)[0, :-1]),
+                                        redraws=config.redraw, device=self.device, dtype=self.dtype)
         for latent in latents:
             last.update(latent=latent, image=self._decode(latent))
             yield to_uint8(last["image"])[0]

@@ -156,10 +156,11 @@ def guess_from(denoiser, previous: torch.Tensor | None, start: Start | str) -> t
 
 
 def sample_frame(denoiser: Denoiser, scheduler, shape, num_steps: int, guess: torch.Tensor | None,
-                 strength: float = 1.0, generator=None, device="cpu", dtype=torch.float32) -> torch.Tensor:
+                 strength: float = 1.0, generator=None, device="cpu", dtype=torch.float32,
+                 later: int = 0) -> torch.Tensor:
     """One frame: `scheduler` (timesteps set for `num_steps`) from pure noise, or from the forward marginal of
-    `guess` over the last `strength` of the schedule."""
-    first = 0 if guess is None else first_step(num_steps, strength)
+    `guess` over the last `strength` of the schedule, less `later` steps (at least one step runs)."""
+    first = 0 if guess is None else min(first_step(num_steps, strength) + later, num_steps - 1)
     return denoise(denoiser, scheduler, start_latent(scheduler, shape, guess, generator, device, dtype, first),
                    generator, first)
 
@@ -190,9 +191,27 @@ def first_within(error: torch.Tensor, margin: float = 0.0) -> int:
     return int((error <= (1 + margin) * error.min()).nonzero()[0, 0])
 
 
+def best_of(draw: Callable[[int], torch.Tensor], judge: Callable[[torch.Tensor], float], first: torch.Tensor,
+            redraws: int, reset: Callable[[], None]) -> torch.Tensor:
+    """`first`, or while the best draw so far is judged above 0, up to `redraws` more draws, the j-th by
+    `draw(j)` (`reset` before each: a multistep scheduler keeps history); the lowest judged is kept (the earliest
+    of equals)."""
+    best, score = first, judge(first)
+    for j in range(1, redraws + 1):
+        if score <= 0:
+            break
+        reset()
+        x = draw(j)
+        value = judge(x)
+        if value < score:
+            best, score = x, value
+    return best
+
+
 def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], scheduler, shape, num_frames: int,
                           num_steps: int, *, window: int = 4, start: Start | Callable = Start.NOISE,
                           strength: float = 1.0, context_level: int = 0, prefix: torch.Tensor | None = None,
+                          judge: Callable[[torch.Tensor, torch.Tensor], float] | None = None, redraws: int = 0,
                           generator=None, device="cpu", dtype=torch.float32) -> Iterator[torch.Tensor]:
     """Yield frames (b, c, h, w) one at a time; memory is flat in `num_frames`.
 
@@ -208,6 +227,10 @@ def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], sched
         context_level (int, default 0): context noise augmentation: context frames are noised to this
             training timestep, with noise drawn once per frame (0 = clean context, exact conditionals).
         prefix: (b, p, c, h, w) given frames (an image, a clip to continue); they open the video.
+        judge, redraws: a frame drawn from a guess is drawn again with new noise, up to `redraws` times, while
+            `judge(guess, frame)` (how far it falls short, 0 = fine) of the best draw so far is above 0, each
+            redraw starting one step later than the draw before (keeping more of the guess); the draw it judges
+            best is kept (`redraw`).
     """
     history: dict[int, torch.Tensor] = {}
     num_given = 0 if prefix is None else prefix.shape[1]
@@ -226,7 +249,12 @@ def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], sched
             denoiser = frame_model(FrameContext.make(frames, idx, i, float(context_level)))
             guess = start(i, history) if callable(start) and not isinstance(start, Start) else \
                 guess_from(denoiser, history.get(i - 1), start)
-            x = sample_frame(denoiser, scheduler, shape, num_steps, guess, strength, generator, device, dtype)
+            draw = lambda later=0: sample_frame(denoiser, scheduler, shape, num_steps, guess,  # noqa: E731
+                                                strength, generator, device, dtype, later)
+            x = draw()
+            if judge is not None and guess is not None and redraws > 0:
+                x = best_of(draw, lambda y: judge(guess, y), x, redraws,
+                            lambda: scheduler.set_timesteps(num_steps, device=device))
         history[i] = x
         keep = set(context_window(i + 1, window))
         for j in [j for j in history if j not in keep]:

@@ -29,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from .fields import warp
-from .layers import STRONG
+from .layers import objects
 
 TRACKS = ("none", "across", "full")  # GenerationConfig.carry_track
 ITERATIONS = 4  # Lucas–Kanade steps
@@ -76,15 +76,14 @@ class TrackKeeper:
         if self.start is None or self.mode == "none":
             return flow
         weights = self.bind(latents)[0, :-1].to(image.dtype)  # (L, h, w): the still key left out
-        owner_weight, owner = weights.max(0)
-        bound = owner_weight >= STRONG
+        regions = objects(weights)
         scale = image.shape[-1] // weights.shape[-1]
         back = torch.zeros_like(flow)  # per place of `image`: the shift to take out where it is read from
         taken = []
-        for word in owner[bound].unique().tolist():
-            region = (bound & (owner == word)).to(image.dtype)[None, None]
+        for word, place in regions.items():
+            region = place.to(image.dtype)[None, None]
             grown = F.max_pool2d(region, 3, 1, 1)  # one place wider: its edges too
-            if (grown[0, 0].bool() & bound & (owner != word)).any():
+            if any((grown[0, 0].bool() & other).any() for w, other in regions.items() if w != word):
                 continue  # touching another object: whose pixels moved where cannot be told apart
             mask = F.interpolate(grown, scale_factor=scale, mode="nearest")
             shift = region_shift(self.start, image, mask)

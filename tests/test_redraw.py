@@ -1,0 +1,105 @@
+"""Drawing a frame again when an object jumped (`redraw`): the judge on bindings built by hand, and the sampler's
+redraws against the closed form of a model that predicts no noise."""
+
+import pytest
+import torch
+from diffusers import DDIMScheduler
+
+from vidgen import sampling
+from vidgen.redraw import KEEP, SMALLEST, jump, kept_share
+
+from .test_sampling_math import SCHEDULE, alpha_sigma
+
+H = W = 12
+
+
+def binding(*objects: tuple[int, int, int, int]) -> torch.Tensor:
+    """(3, H, W): word k takes outright the places of the k-th (top, left, height, width) box; elsewhere no word
+    does (an even spread over the three words and the still key)."""
+    weights = torch.full((3, H, W), 0.25)
+    for word, (top, left, height, width) in enumerate(objects):
+        if height:
+            weights[:, top:top + height, left:left + width] = 0.0
+            weights[word, top:top + height, left:left + width] = 1.0
+    return weights
+
+
+def test_an_object_moved_a_place_is_kept_and_one_drawn_far_off_or_unbound_is_not():
+    start = binding((2, 2, 3, 3), (7, 7, 3, 3))
+    assert kept_share(start, start) == 1.0 and jump(start, start) == 0.0
+    assert kept_share(start, binding((3, 3, 3, 3), (7, 6, 3, 3))) == 1.0  # a place off: within one place
+    assert kept_share(start, binding((2, 2, 3, 3), (4, 7, 3, 3))) == pytest.approx(1 / 3)  # 3 rows up: 3 of 9
+    far = binding((2, 2, 3, 3), (0, 0, 0, 0), (7, 7, 3, 3))  # word 1's object gone, a new word's in its place
+    assert kept_share(start, far) == 0.0 and jump(start, far) == KEEP
+    assert jump(start, binding((2, 2, 3, 3), (7, 8, 3, 3))) == 0.0
+
+
+def test_an_object_coming_into_view_is_not_judged_and_one_coming_out_from_behind_keeps_enough():
+    start = binding((2, 2, 3, 3), (0, 0, 0, 0))  # word 1 hidden (nothing binds it)
+    assert kept_share(start, binding((2, 2, 3, 3), (8, 8, 3, 3))) == 1.0
+    assert kept_share(binding(), binding((2, 2, 3, 3))) == 1.0  # no object in the start: nothing to judge
+    edge = binding((2, 2, 3, 3), (5, 2, 1, 2))  # two places of the object's edge bound to another word
+    assert SMALLEST * H * W > 2 and kept_share(edge, binding((2, 2, 3, 3))) == 1.0  # too small to judge
+    half = binding((2, 2, 3, 2))  # two columns of an object in view, all five the next frame
+    assert kept_share(half, binding((2, 2, 3, 5))) == pytest.approx(3 / 5) and jump(half, binding((2, 2, 3, 5))) == 0
+
+
+def test_best_of_redraws_while_the_best_falls_short_and_keeps_the_lowest():
+    draws = iter([torch.tensor(2.0), torch.tensor(1.0), torch.tensor(3.0), torch.tensor(0.0), torch.tensor(-1.0)])
+    resets = []
+    judge = lambda x: max(0.0, float(x) - 0.5)  # noqa: E731
+    asked = []
+    kept = sampling.best_of(lambda j: asked.append(j) or next(draws), judge, torch.tensor(5.0), 3,
+                            lambda: resets.append(1))
+    assert float(kept) == 1.0 and len(resets) == 3 and asked == [1, 2, 3]  # 5 → 2 → 1 → 3: 1 the lowest
+    draws = iter([torch.tensor(0.0), torch.tensor(-1.0)])
+    assert float(sampling.best_of(lambda j: next(draws), judge, torch.tensor(5.0), 3, lambda: None)) == 0.0  # stops
+    assert float(sampling.best_of(lambda j: 1 / 0, judge, torch.tensor(0.25), 3, lambda: None)) == 0.25  # fine at once
+
+
+@pytest.mark.parametrize("redraws", [0, 1, 3])
+def test_the_sampler_keeps_the_draw_its_judge_likes_best(redraws):
+    """With a model that predicts no noise, DDIM turns a frame started at step k of 6 from `guess` into guess +
+    (σ/α at step k) z, z the generator's next draw (test_sampling_math). Each guessed frame is drawn first at step
+    2 (strength 2/3), then again one step later each time, until the judge, |z| summed less a threshold, is
+    satisfied or the redraws run out; the kept draw is the one with the lowest judge, frame 0 (no guess) is never
+    judged, and frame 2 starts from the kept frame 1."""
+    scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=True)
+
+    def frame_model(ctx):
+        def denoiser(x, t):
+            return torch.zeros_like(x)
+        denoiser.carry = lambda previous: previous
+        return denoiser
+
+    shape = (1, 1, 2, 2)
+    scheduler.set_timesteps(6)
+    ratio = [float(s / a) for a, s in (alpha_sigma(scheduler, t) for t in scheduler.timesteps)]  # σ/α per step
+    gen = torch.Generator().manual_seed(0)
+    torch.randn(shape, generator=gen)  # frame 0's draw
+    zs = [torch.randn(shape, generator=gen) for _ in range(8)]
+    sums = sorted(float(z.abs().sum()) for z in zs[:4])
+    limit = (sums[1] + sums[2]) / 2  # two of the first four draws fall short: redrawn often
+    judged = []
+
+    def judge(guess, x):
+        z = (x - guess) / ratio[2 + judged.count(guess_id(guess))]  # the draw's own step
+        judged.append(guess_id(guess))
+        return max(0.0, float(z.abs().sum()) - limit)
+
+    guess_id = lambda guess: round(float(guess.sum()), 4)  # noqa: E731
+    frames = list(sampling.sample_autoregressive(frame_model, scheduler, shape, 3, 6, start=sampling.Start.CARRY,
+                                                 strength=4 / 6, judge=judge, redraws=redraws,
+                                                 generator=torch.Generator().manual_seed(0)))
+    expected, used, draws = [frames[0]], 0, 0  # each frame's draws take the next z's; the lowest judged stays
+    score = lambda z: max(0.0, float(z.abs().sum()) - limit)  # noqa: E731
+    for _ in range(2):
+        tried = [zs[used]]
+        while len(tried) <= redraws and min(map(score, tried)) > 0:
+            tried.append(zs[used + len(tried)])
+        used, draws = used + len(tried), draws + len(tried)
+        best = min(range(len(tried)), key=lambda k: (score(tried[k]), k))
+        expected.append(expected[-1] + ratio[2 + best] * tried[best])
+    assert all(torch.allclose(f, e, atol=1e-4) for f, e in zip(frames, expected))
+    assert len(judged) == (draws if redraws else 0)
+    assert redraws < 3 or draws > 2  # the limit makes the first draw fall short at least once here
