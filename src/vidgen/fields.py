@@ -33,6 +33,13 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.T
     return nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
+def carry_error(before: torch.Tensor, shift: torch.Tensor, after: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """(b, h, w), float: per place, the squared error (mean over channels) of `before` (b, c, h, w) warped by
+    `shift` (b, 2, h, w) against `after`: how well a field carries one frame onto the next. The displacement
+    loss, the turn loss and the hard-frame ranking all measure a field by it (training.py)."""
+    return (warp(before, shift.to(before.dtype), mode).float() - after.float()).square().mean(dim=1)
+
+
 WALL_REACH = 4.0  # latent px: how far from a frame edge `edge_map` (the free field's walls) still tells the distance
 
 

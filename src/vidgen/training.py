@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import atomic_dir, latest_checkpoint, load_checkpoint, save_checkpoint
 from .adapter import check_options as check_adapter_options
-from .fields import warp
+from .fields import carry_error
 from .data.video_folder import VideoFolderDataset, read_captions
 from .errors import VidgenError, check, positive_number
 from .sampling import FrameContext, context_window, joint_window, vp_noise
@@ -356,7 +356,7 @@ def field_errors(adapter, data: TrainingData, window: int, interpolation: str, c
         after = data.latents[clips, 2:].flatten(0, 1).to(device, dtype)
 
         def loss(shift: torch.Tensor) -> torch.Tensor:  # per frame: frame i−1 warped by `shift` against frame i
-            return (warp(before, shift, interpolation) - after).float().square().flatten(1).mean(dim=1)
+            return carry_error(before, shift, after, interpolation).flatten(1).mean(dim=1)
 
         err = loss(field) - loss(-field) if rank == "sign" else loss(field)
         out[clips, 2:] = err.cpu().view(len(clips), len(targets))
@@ -487,9 +487,8 @@ def turn_loss(context, batch: dict, device, interpolation: str, margin: float) -
         return None
     flow, read = context.flow.detach()[rows], (context.turn[rows].float() + margin).clamp(-TURN_CLIP, TURN_CLIP)
     before, clean = batch["history"][:, 0].to(device)[rows], batch["clean"].to(device)[rows]
-    err = lambda shift: (warp(before, shift.to(before.dtype), interpolation).float()  # noqa: E731
-                         - clean.float()).square().sum(dim=1)
-    better = err(-flow) - err(flow)  # b h w: > 0 where the sign as it is carries the frame on better
+    # b h w: > 0 where the sign as it is carries the frame on better
+    better = carry_error(before, -flow, clean, interpolation) - carry_error(before, flow, clean, interpolation)
     target = torch.where(read >= 0, 1.0, -1.0) * better.sign()
     weight = better.abs()
     total = weight.sum().clamp(min=1e-12)
@@ -525,12 +524,12 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0, inte
     if flow_weight > 0:
         history = batch["history"].to(device, dtype)  # (B, H, c, h, w)
         use = batch["carry"].to(device)[:, None] & batch["history_ok"].to(device)  # (B, H)
-        clean = batch["clean"].to(device).float()
+        clean = batch["clean"].to(device)
         for name, field in (("flow_loss", context.flow), ("guide_loss", context.guide)):
             if field is None:
                 continue
-            err = torch.stack([(warp(history[:, k], (k + 1) * field, interpolation).float() - clean)
-                               .square().flatten(1).mean(dim=1) for k in range(history.shape[1])], dim=1)
+            err = torch.stack([carry_error(history[:, k], (k + 1) * field, clean, interpolation).flatten(1).mean(dim=1)
+                               for k in range(history.shape[1])], dim=1)
             part = (err * use).sum() / use.sum().clamp(min=1)
             parts[name] = part.item()
             loss = loss + flow_weight * part
