@@ -57,27 +57,35 @@ def eval_command(model: str, adapter: str | None, folder: Path, **generate) -> s
     return f"vidgen eval --model {model}{adapter}{rest} --videos {folder}"
 
 
-def digest(*folders: str | Path | None) -> str:
-    """sha256 over the files (names and bytes, bytecode caches left out) of each folder given: what a model or
-    adapter folder holds, its weights and its generation_config.json, which the `vidgen eval` command line does
-    not name; or the scorer's code and weights."""
+def digest(*folders: str | Path | None, skip: tuple[str, ...] = ()) -> str:
+    """sha256 over the files (names and bytes, bytecode caches left out) of each folder given, but those under its
+    subfolders named in `skip`: what a model or adapter folder holds, its weights and its generation_config.json,
+    which the `vidgen eval` command line does not name; the code that generates (vidgen, its scorer skipped); or
+    the scorer's code and weights."""
     h = hashlib.sha256()
     for folder in filter(None, folders):
-        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                           and p.relative_to(folder).parts[0] not in skip):
             h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
+
+
+def generator_digest() -> str:
+    """`digest` of vidgen's code but its scorer (vidgen/eval): a change to how videos are drawn makes them again."""
+    return digest(Path(vidgen.__file__).parent, skip=("eval",))
 
 
 def timed_eval(folder: Path, model: str, adapter: str | None, *, frechet: bool = True, reuse: bool = True,
                **generate) -> tuple[Report, float, str]:
     """`generate_folder` into `folder` (timed: seconds for the whole folder) and score it → (report, seconds, the
     `eval_command` it amounts to). With `reuse`, a folder that already holds eval.json from the same command on
-    the same model and adapter files (its command.txt: the command and their `digest`) is read back instead, so
-    an interrupted benchmark continues; its videos are scored again where the scorer has changed since (its
-    scorer.txt: `digest` of vidgen/eval); one made otherwise is made again."""
+    the same model and adapter files and the same vidgen code (its command.txt: the command, their `digest` and
+    `generator_digest`) is read back instead, so an interrupted benchmark continues; its videos are scored again
+    where the scorer has changed since (its scorer.txt: `digest` of vidgen/eval); one made otherwise is made
+    again."""
     folder = Path(folder)
     line = eval_command(model, adapter, folder, **generate)
-    record = f"{line}\n{digest(model, adapter)}\n"
+    record = f"{line}\n{digest(model, adapter)}\n{generator_digest()}\n"
     report_path, seconds_path, command_path = folder / "eval.json", folder / "seconds.json", folder / "command.txt"
     scorer_path, scorer = folder / "scorer.txt", digest(Path(vidgen.eval.__file__).parent)
     done = all(p.is_file() for p in (report_path, seconds_path, command_path))

@@ -34,14 +34,18 @@ def test_timed_eval_reads_back_only_what_the_same_command_made(tiny_model, tmp_p
     common.timed_eval(folder, tiny_model, None, frechet=False, num_prompts=2, **settings)
     assert len(made) == 2
 
+    monkeypatch.setattr(common, "generator_digest", lambda: "vidgen's code after a change")  # the same command,
+    common.timed_eval(folder, tiny_model, None, frechet=False, num_prompts=2, **settings)  # other sampling code
+    assert len(made) == 3
+
     scored = []
     real_score = common.evaluate_folder
     monkeypatch.setattr(common, "evaluate_folder", lambda *a, **k: scored.append(a) or real_score(*a, **k))
     common.timed_eval(folder, tiny_model, None, frechet=False, num_prompts=2, **settings)
-    assert len(made) == 2 and scored == []  # the same command, the same scorer: read back
+    assert len(made) == 3 and scored == []  # the same command, the same scorer: read back
     (folder / "scorer.txt").write_text("a scorer before a change\n")
     rescored, _, _ = common.timed_eval(folder, tiny_model, None, frechet=False, num_prompts=2, **settings)
-    assert len(made) == 2 and len(scored) == 1 and rescored.summary["videos"] == 2  # scored again, not made
+    assert len(made) == 3 and len(scored) == 1 and rescored.summary["videos"] == 2  # scored again, not made
     assert (folder / "scorer.txt").read_text() == common.digest(Path(common.vidgen.eval.__file__).parent)
 
 

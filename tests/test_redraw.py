@@ -57,11 +57,21 @@ def test_best_of_redraws_while_the_best_falls_short_and_keeps_the_lowest():
     assert float(sampling.best_of(lambda j: 1 / 0, judge, torch.tensor(0.25), 3, lambda: None)) == 0.25  # fine at once
 
 
+def test_redraws_start_evenly_spaced_between_the_first_draw_and_the_end_of_the_schedule():
+    assert [sampling.redraw_later(8, 0.75, 2, j) for j in (1, 2)] == [2, 4]  # 6 steps run, then 4, then 2
+    assert sampling.redraw_later(8, 0.75, 1, 1) == 3
+    assert [sampling.redraw_later(6, 4 / 6, 3, j) for j in (1, 2, 3)] == [1, 2, 3]
+    assert [sampling.redraw_later(25, 1.0, 4, j) for j in (1, 2, 3, 4)] == [5, 10, 15, 20]
+
+
+STEPS = {0: [2], 1: [2, 4], 3: [2, 3, 4, 5]}  # the step each draw of a frame starts at, by redraws (6 steps, 4 run)
+
+
 @pytest.mark.parametrize("redraws", [0, 1, 3])
 def test_the_sampler_keeps_the_draw_its_judge_likes_best(redraws):
     """With a model that predicts no noise, DDIM turns a frame started at step k of 6 from `guess` into guess +
     (σ/α at step k) z, z the generator's next draw (test_sampling_math). Each guessed frame is drawn first at step
-    2 (strength 2/3), then again one step later each time, until the judge, |z| summed less a threshold, is
+    2 (strength 2/3), then again at the steps of `STEPS` (evenly spaced to the end), until the judge, |z| summed less a threshold, is
     satisfied or the redraws run out; the kept draw is the one with the lowest judge, frame 0 (no guess) is never
     judged, and frame 2 starts from the kept frame 1."""
     scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=True)
@@ -83,7 +93,7 @@ def test_the_sampler_keeps_the_draw_its_judge_likes_best(redraws):
     judged = []
 
     def judge(guess, x):
-        z = (x - guess) / ratio[2 + judged.count(guess_id(guess))]  # the draw's own step
+        z = (x - guess) / ratio[STEPS[redraws][judged.count(guess_id(guess))]]  # the draw's own step
         judged.append(guess_id(guess))
         return max(0.0, float(z.abs().sum()) - limit)
 
@@ -99,7 +109,7 @@ def test_the_sampler_keeps_the_draw_its_judge_likes_best(redraws):
             tried.append(zs[used + len(tried)])
         used, draws = used + len(tried), draws + len(tried)
         best = min(range(len(tried)), key=lambda k: (score(tried[k]), k))
-        expected.append(expected[-1] + ratio[2 + best] * tried[best])
+        expected.append(expected[-1] + ratio[STEPS[redraws][best]] * tried[best])
     assert all(torch.allclose(f, e, atol=1e-4) for f, e in zip(frames, expected))
     assert len(judged) == (draws if redraws else 0)
     assert redraws < 3 or draws > 2  # the limit makes the first draw fall short at least once here

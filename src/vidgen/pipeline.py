@@ -86,8 +86,9 @@ class GenerationConfig:
     #     then the error among them; needs an adapter with flow_words and word_binding appearance)
     redraw: int = 0  # N: an autoregressive frame drawn from a start (start previous | carry) in which an object the
     #     word binding finds there is not where the start put it (`redraw.jump`: drawn at the far side of the
-    #     frame, or its word left unbound) is drawn again with new noise, up to N times, each one step later in
-    #     the schedule (keeping more of the start), and the draw that keeps its objects best is kept; needs
+    #     frame, or its word left unbound) is drawn again with new noise, up to N times, the redraws starting
+    #     evenly spaced between the first draw's step and the schedule's end (keeping more of the start each
+    #     time: `sampling.redraw_later`), and the draw that keeps its objects best is kept; needs
     #     flow_words, word_binding appearance
 
     def guidance(self) -> Guidance:

@@ -5,10 +5,11 @@ draws the frame anew. Now and then it draws an object somewhere else: where two 
 again at the far side of the frame, or takes the other's colour and leaves its own word unbound; the next
 frames carry the mistake on, and the video keeps it (model card, "Drawing a frame again when an object jumps").
 Such a frame is easy to see: an object the word binding finds in the start is not where the start put it in
-the frame that came out. The frame is then drawn again from the same start with new noise, each time one step
-later in the schedule (keeping more of the start, where the objects are right: on the frames it rejected, a
-draw at strength 0.5 kept its objects more often than one at the default 0.75), and the draw that keeps its
-objects best is kept.
+the frame that came out. The frame is then drawn again from the same start with new noise, the redraws starting
+evenly spaced between the first draw's step and the schedule's end (`sampling.redraw_later`: two redraws of a
+frame drawn at strength 0.75 run at 0.5 and 0.25), keeping more of the start each time, where the objects are
+right (on the frames it rejected, a draw at strength 0.5 kept its objects more often than one at 0.75), and the
+draw that keeps its objects best is kept.
 
 Objects are those of the word binding (`layers.objects`). An object is kept when at least KEEP of its region in
 the frame lies within one place of its region in the start (a region is a few places wider than its object,

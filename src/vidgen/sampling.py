@@ -135,6 +135,13 @@ def first_step(num_steps: int, strength: float) -> int:
     return min(int(round(num_steps * (1 - strength))), num_steps - 1)
 
 
+def redraw_later(num_steps: int, strength: float, redraws: int, j: int) -> int:
+    """How many steps later than a guessed frame's first draw its j-th redraw (of `redraws`) starts: the redraws
+    start evenly spaced between the first draw's step and the end of the schedule (8 steps at strength 0.75, the
+    first draw running 6: two redraws run 4 and 2), keeping more of the guess each time."""
+    return round(j * (num_steps - first_step(num_steps, strength)) / (redraws + 1))
+
+
 def denoise(model: Denoiser, scheduler, x: torch.Tensor, generator=None, first: int = 0) -> torch.Tensor:
     """Run `scheduler` from `x` over its current timesteps from step `first` on, with `model`."""
     extra = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
@@ -228,9 +235,9 @@ def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], sched
             training timestep, with noise drawn once per frame (0 = clean context, exact conditionals).
         prefix: (b, p, c, h, w) given frames (an image, a clip to continue); they open the video.
         judge, redraws: a frame drawn from a guess is drawn again with new noise, up to `redraws` times, while
-            `judge(guess, frame)` (how far it falls short, 0 = fine) of the best draw so far is above 0, each
-            redraw starting one step later than the draw before (keeping more of the guess); the draw it judges
-            best is kept (`redraw`).
+            `judge(guess, frame)` (how far it falls short, 0 = fine) of the best draw so far is above 0, the
+            redraws starting evenly spaced between the first draw's step and the schedule's end
+            (`redraw_later`: each keeps more of the guess); the draw it judges best is kept (`redraw`).
     """
     history: dict[int, torch.Tensor] = {}
     num_given = 0 if prefix is None else prefix.shape[1]
@@ -253,7 +260,8 @@ def sample_autoregressive(frame_model: Callable[[FrameContext], Denoiser], sched
                                                 strength, generator, device, dtype, later)
             x = draw()
             if judge is not None and guess is not None and redraws > 0:
-                x = best_of(draw, lambda y: judge(guess, y), x, redraws,
+                x = best_of(lambda j: draw(redraw_later(num_steps, strength, redraws, j)),
+                            lambda y: judge(guess, y), x, redraws,
                             lambda: scheduler.set_timesteps(num_steps, device=device))
         history[i] = x
         keep = set(context_window(i + 1, window))
