@@ -24,15 +24,13 @@ import numpy as np
 import torch
 
 from vidgen import VideoPipeline
-from vidgen.data.shapes import sample_scene
-from vidgen.eval.evaluate import summarize
+from vidgen.eval.evaluate import eval_captions, summarize, video_seed
 from vidgen.eval.scorer import score_video
 
 
 def sweep(args) -> None:
     pipe = VideoPipeline.from_pretrained(device=args.device)
-    rng = np.random.default_rng([args.seed, 7])  # generate_folder's captions and video seeds
-    captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
+    captions = eval_captions("train", args.num_prompts, args.seed)
     first, last = (int(x) for x in args.prompts.split(":")) if args.prompts else (0, args.num_prompts)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +42,7 @@ def sweep(args) -> None:
                 if name in done:
                     continue
                 start = time.perf_counter()
-                seed = args.seed * 100_003 + p * 101 + k
+                seed = video_seed(args.seed, p, k)
                 frames = pipe(captions[p], carry_space=args.carry_space, carry_track=args.carry_track,
                               generator=torch.Generator().manual_seed(seed)).frames
                 score = asdict(score_video(np.asarray(frames), captions[p]))

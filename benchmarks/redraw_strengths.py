@@ -16,11 +16,10 @@ from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import vidgen.sampling as sampling  # noqa: E402
-from vidgen.data.shapes import sample_scene  # noqa: E402
+from vidgen.eval.evaluate import eval_captions, video_seed  # noqa: E402
 from vidgen.pipeline import VideoPipeline  # noqa: E402
 from vidgen.redraw import KEEP, kept_share  # noqa: E402
 
@@ -39,8 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     strengths = [float(s) for s in args.strengths.split(",")]
     pipe = VideoPipeline.from_pretrained(args.model, args.adapter)
-    rng = np.random.default_rng([args.seed, 7])  # vidgen eval's prompts and video seeds
-    captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
+    captions = eval_captions("train", args.num_prompts, args.seed)  # vidgen eval's prompts
     real, state, rows = sampling.sample_frame, {}, []
 
     @torch.no_grad()
@@ -72,7 +70,7 @@ def main() -> None:
             continue
         for k in range(2):
             state.update(text=pipe.encode_prompt(caption), video=f"gen_{p:04d}_{k:02d}", frame=0)
-            pipe(caption, redraw=0, generator=torch.Generator().manual_seed(args.seed * 100_003 + p * 101 + k))
+            pipe(caption, redraw=0, generator=torch.Generator().manual_seed(video_seed(args.seed, p, k)))
     summary = {str(s): {"kept_by_first_redraw": sum(r[str(s)][0] >= KEEP for r in rows),
                         "kept_by_any": sum(max(r[str(s)]) >= KEEP for r in rows)} for s in strengths}
     out = {"command": "python benchmarks/redraw_strengths.py " + " ".join(

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from common import cli, machine, pyplot, write_results
 
-from vidgen.data.shapes import BACKGROUNDS, parse_caption, sample_scene
+from vidgen.data.shapes import BACKGROUNDS, parse_caption
 from vidgen.errors import check
-from vidgen.eval.evaluate import summarize
+from vidgen.eval.evaluate import eval_captions, summarize, video_seed
 from vidgen.eval.scorer import colour_masks, detect, expected_path, score_video
 from vidgen.fields import warp
 from vidgen.pipeline import VideoPipeline
@@ -139,7 +139,7 @@ def crossing_videos(folder: Path, eval_seed: int) -> tuple[list[str], list[int]]
         if crosses(frames[:1], caption, len(frames)):
             p, k = (int(part) for part in Path(path).stem.split("_")[1:])
             captions.append(caption)
-            seeds.append(eval_seed * 100_003 + p * 101 + k)
+            seeds.append(video_seed(eval_seed, p, k))
     return captions, seeds
 
 
@@ -174,8 +174,7 @@ def main() -> None:
     check(pipe.denoiser.adapter.config.get("spatial_flow", False), "adapter", args.adapter,
           "an adapter with spatial_flow (its own field is the comparison)")
     if args.videos is None:
-        rng = np.random.default_rng([1, 7])
-        captions = [sample_scene(rng, "train").caption() for _ in range(args.num_prompts)]
+        captions = eval_captions("train", args.num_prompts, 1)
         seeds = [1000 + k for k in range(len(captions))]
     else:
         captions, seeds = crossing_videos(args.videos, args.eval_seed)

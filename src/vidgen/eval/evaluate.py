@@ -145,6 +145,19 @@ def independent_images(sd, caption: str, seeds, steps: int | None = None, guidan
     return (images * 255).round().astype(np.uint8)
 
 
+def eval_captions(split: str, num_prompts: int, seed: int) -> list[str]:
+    """The captions `generate_folder` (`vidgen eval`) draws from `split` at `seed`, in order."""
+    from ..data.shapes import sample_scene
+
+    rng = np.random.default_rng([seed, 7])
+    return [sample_scene(rng, split).caption() for _ in range(num_prompts)]
+
+
+def video_seed(seed: int, prompt: int, k: int) -> int:
+    """The generator seed of `generate_folder`'s k-th video of its prompt number `prompt` at `seed`."""
+    return seed * 100_003 + prompt * 101 + k
+
+
 def generate_folder(model: str, adapter: str | None, out: str | Path, split: str = "train", num_prompts: int = 8,
                     per_prompt: int = 2, frames: int = 16, mode: str = "autoregressive", seed: int = 0,
                     **options) -> Path:
@@ -156,7 +169,7 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
     whose weights it does not use — one seed per frame) put side by side as a video."""
     import torch
 
-    from ..data.shapes import SPLITS, sample_scene
+    from ..data.shapes import SPLITS
     from ..errors import check
     from ..pipeline import GenerationConfig, VideoPipeline, read_generation_defaults
     from ..video import check_output_path, export_video
@@ -174,21 +187,20 @@ def generate_folder(model: str, adapter: str | None, out: str | Path, split: str
         pipe = image_pipeline(model, config.scheduler, config.timestep_spacing)
     else:
         pipe = VideoPipeline.from_pretrained(model, adapter=adapter)
-    rng = np.random.default_rng([seed, 7])
-    captions = [sample_scene(rng, split).caption() for _ in range(num_prompts)]
+    captions = eval_captions(split, num_prompts, seed)
     out.mkdir(exist_ok=True)
     lines = []
     for p, caption in enumerate(captions):
         for k in range(per_prompt):
             name = f"gen_{p:04d}_{k:02d}.mp4"
-            video_seed = seed * 100_003 + p * 101 + k
+            vseed = video_seed(seed, p, k)
             if mode == "independent":
-                seeds = [video_seed * 1000 + j for j in range(frames)]
+                seeds = [vseed * 1000 + j for j in range(frames)]
                 export_video(independent_images(pipe, caption, seeds, config.num_inference_steps,
                                                 config.guidance_scale, height=config.height, width=config.width,
                                                 negative_prompt=config.negative_prompt), out / name)
             else:
-                pipe(caption, output=out / name, generator=torch.Generator().manual_seed(video_seed),
+                pipe(caption, output=out / name, generator=torch.Generator().manual_seed(vseed),
                      **(asdict(config) | {"mode": mode}))
             lines.append(json.dumps({"file": name, "caption": caption}))
     (out / "captions.jsonl").write_text("\n".join(lines) + "\n")
