@@ -1,5 +1,5 @@
 """How do generated objects turn at a wall? For every moving object in a scored folder's videos whose ideal path
-(the world's bounce rule from where frame 0 put it) turns within the video: whether the generated object turns
+(the world's bounce rule from where frame 0 put it) turns within the video, by speed and by size and speed: whether the generated object turns
 too (a frame step of at least half the slow speed against the caption's direction, from EARLY steps before the
 ideal turn on), how many frames after the ideal turn it does, and how far its detected centre ran past the place
 where the ideal one turns (half its extent from the edge) before that: a model that does not see the wall
@@ -52,7 +52,7 @@ def object_turn(centres: np.ndarray, obj, canvas: int) -> dict | None:
     wall = canvas - h if forward > 0 else h  # where the ideal centre turns
     until = f if got is None else got + 1
     past = np.nan_to_num((centres[:until, axis] - wall) * forward, nan=0.0).max()
-    return {"speed": obj.speed, "turned": got is not None, "late": None if got is None else got - ideal,
+    return {"speed": obj.speed, "size": obj.size, "turned": got is not None, "late": None if got is None else got - ideal,
             "past_wall": float(max(past, 0.0))}
 
 
@@ -75,14 +75,17 @@ def measure(folder: Path) -> dict:
         if turn is not None:
             turns.append(turn)
     out = {}
-    for speed in ("quickly", "slowly", "all"):
-        rows = [t for t in turns if speed in ("all", t["speed"])]
+    groups = [(speed, None) for speed in ("quickly", "slowly", "all")]
+    groups += [(speed, size) for size in ("large", "small") for speed in ("quickly", "slowly")]
+    for speed, size in groups:
+        rows = [t for t in turns if speed in ("all", t["speed"]) and size in (None, t["size"])]
         late = [t["late"] for t in rows if t["turned"]]
-        out[speed] = {"objects": len(rows), "turned": round(np.mean([t["turned"] for t in rows]), 3) if rows else None,
-                      "on_time": round(np.mean([t["late"] == 0 for t in rows]), 3) if rows else None,
-                      "late_frames_mean": round(float(np.mean(late)), 2) if late else None,
-                      "late_frames": {str(k): late.count(k) for k in sorted(set(late))},
-                      "past_wall_px_mean": round(float(np.mean([t["past_wall"] for t in rows])), 2) if rows else None}
+        out[speed if size is None else f"{size} {speed}"] = {
+            "objects": len(rows), "turned": round(np.mean([t["turned"] for t in rows]), 3) if rows else None,
+            "on_time": round(np.mean([t["late"] == 0 for t in rows]), 3) if rows else None,
+            "late_frames_mean": round(float(np.mean(late)), 2) if late else None,
+            "late_frames": {str(k): late.count(k) for k in sorted(set(late))},
+            "past_wall_px_mean": round(float(np.mean([t["past_wall"] for t in rows])), 2) if rows else None}
     return out
 
 
