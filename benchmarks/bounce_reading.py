@@ -7,7 +7,9 @@ that signs the word field (`guide`) is read beside it, and how far it runs along
 the word field's length and signed by the caption's direction (`free_field_along`, mean: +1 the caption's full
 step, −1 the full step back), beside the object's true step in the same units (`true_step`). `field_length`: the
 (signed) field's length along the motion at the object, over the caption's step (median): 1 when the field
-carries the object exactly as far as the caption says.
+carries the object exactly as far as the caption says. `turn_right`: whether the sampler's own decision (the free
+field's read over the object, `Context.turn`, below 0 turns it) matches the true step's side of the caption's
+direction. Rows by speed, and by size and speed ("large quickly, bounce step").
 
     python benchmarks/bounce_reading.py --adapter runs/adapter-app3/adapter models/shapes-adapter
     # writes benchmarks/results/bounce_reading.json (--name NAME: NAME.json)
@@ -65,7 +67,8 @@ def wall_frames(pipe: VideoPipeline, folder: Path, num_videos: int):
                 context = adapter.encode(*ctx.as_args(), text)
             x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
             frames, offsets, _, _, mask = ctx.as_args()
-            yield dict(speed=speed, where=kind(i, last_turn), shift=shifts[i - 1], axis=axis, scale=scale,
+            yield dict(speed=speed, size=scene.objects[0].size, where=kind(i, last_turn), shift=shifts[i - 1],
+                       axis=axis, scale=scale,
                        velocity=scene.objects[0].velocity(video.shape[1])[axis], y=y, x=x, context=context,
                        frames=frames, offsets=offsets, mask=mask,
                        words=split_text(text, adapter.config.cross_attention_dim)[1])
@@ -77,22 +80,25 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
     tally: dict[tuple[str, str], list] = {}
     for f in wall_frames(pipe, folder, num_videos):
         shift, velocity, axis, context = f["shift"], f["velocity"], f["axis"], f["context"]
-        row = tally.setdefault((f["speed"], f["where"]), [0, 0, 0, [], [], []])
         field = context.flow[0, :, f["y"], f["x"]]
-        row[0] += int(-field[axis].item() * shift > 0)  # warp reads p + field
-        if context.guide is not None:
-            guide = context.guide[0, :, f["y"], f["x"]]
-            row[1] += int(-guide[axis].item() * shift > 0)
-            forward = float(np.sign(-field[axis].item() * velocity))  # the field runs with the caption here
-            row[3].append(forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8)))
-        row[2] += 1
-        row[4].append(shift / velocity)
-        row[5].append(abs(field[axis].item()) * f["scale"] / abs(velocity))
+        for group in (f["speed"], f"{f['size']} {f['speed']}"):  # by speed, and by size and speed
+            row = tally.setdefault((group, f["where"]), [0, 0, 0, [], [], [], 0])
+            row[0] += int(-field[axis].item() * shift > 0)  # warp reads p + field
+            if context.guide is not None:
+                guide = context.guide[0, :, f["y"], f["x"]]
+                row[1] += int(-guide[axis].item() * shift > 0)
+                forward = float(np.sign(-field[axis].item() * velocity))  # the field runs with the caption here
+                row[3].append(forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8)))
+            if context.turn is not None:  # the sampler's decision: the object turns where its read is below 0
+                row[6] += int((context.turn[0, f["y"], f["x"]].item() < 0) == (shift * velocity < 0))
+            row[2] += 1
+            row[4].append(shift / velocity)
+            row[5].append(abs(field[axis].item()) * f["scale"] / abs(velocity))
     mean = lambda xs: round(float(np.mean(xs)), 3) if xs else None  # noqa: E731
-    return {f"{speed}, {where}": {"frames": n, "field_right_sign": round(a / n, 3), "free_field_right_sign":
-                                  round(b / n, 3), "free_field_along": mean(along), "true_step": mean(true),
-                                  "field_length": round(float(np.median(length)), 3)}
-            for (speed, where), (a, b, n, along, true, length) in sorted(tally.items())}
+    return {f"{group}, {where}": {"frames": n, "field_right_sign": round(a / n, 3), "free_field_right_sign":
+                                  round(b / n, 3), "turn_right": round(c / n, 3), "free_field_along": mean(along),
+                                  "true_step": mean(true), "field_length": round(float(np.median(length)), 3)}
+            for (group, where), (a, b, n, along, true, length, c) in sorted(tally.items())}
 
 
 def adapters_main(description: str, name: str, measure) -> None:
