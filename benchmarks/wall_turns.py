@@ -1,9 +1,9 @@
-"""How do generated objects turn at a wall? For every moving object in a scored folder's videos whose ideal path
-(the world's bounce rule from where frame 0 put it) turns within the video, by speed and by size and speed: whether the generated object turns
-too (a frame step of at least half the slow speed against the caption's direction, from EARLY steps before the
-ideal turn on), how many frames after the ideal turn it does, and how far its detected centre ran past the place
-where the ideal one turns (half its extent from the edge) before that: a model that does not see the wall
-pushes the object into it.
+"""How do generated objects turn at a wall? For every moving object in a scored folder's videos whose ideal path (the
+world's bounce rule from where frame 0 put it) turns within the video, by speed and by size and speed: whether the
+generated object turns too (a frame step of at least half the slow speed against the caption's direction, from
+EARLY steps before the ideal turn on), how many frames after the ideal turn it does, and how far its detected
+centre ran past the place where the ideal one turns (half its extent from the edge) before that: a model that does
+not see the wall pushes the object into it.
 
     python benchmarks/wall_turns.py runs/hard-eval/autoregressive-train runs/sweep/walls-s1
     # writes benchmarks/results/wall_turns.json (--name NAME: NAME.json)
@@ -52,8 +52,8 @@ def object_turn(centres: np.ndarray, obj, canvas: int) -> dict | None:
     wall = canvas - h if forward > 0 else h  # where the ideal centre turns
     until = f if got is None else got + 1
     past = np.nan_to_num((centres[:until, axis] - wall) * forward, nan=0.0).max()
-    return {"speed": obj.speed, "size": obj.size, "turned": got is not None, "late": None if got is None else got - ideal,
-            "past_wall": float(max(past, 0.0))}
+    return {"speed": obj.speed, "size": obj.size, "turned": got is not None,
+            "late": None if got is None else got - ideal, "past_wall": float(max(past, 0.0))}
 
 
 def moving_objects(folder: Path):
