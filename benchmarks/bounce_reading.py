@@ -56,10 +56,10 @@ def wall_frames(pipe: VideoPipeline, folder: Path, num_videos: int):
         scale = video.shape[1] / latents.shape[-1]
         shifts = np.diff(centres[:, axis])  # shifts[i − 1]: frame i−1 → i
         turned, last_turn = turns(video, caption), None
-        for i in range(2, len(video)):
+        for i in range(1, len(video)):
             if turned[i]:
                 last_turn = i
-            if abs(shifts[i - 1]) < TURN:
+            if i < 2 or abs(shifts[i - 1]) < TURN:  # frame 1's context shows no motion
                 continue
             idx = context_window(i, 4)
             ctx = FrameContext.make(latents[idx][None], idx, i, 0.0)

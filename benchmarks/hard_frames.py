@@ -1,7 +1,7 @@
-"""Which frames does `vidgen train --hard-frames` draw more often? For the clips of a video folder, the frames
-where an object's motion turns (a bounce: its shift i−1 → i against its shift i−2 → i−1, tracked by the scorer's
-detector) and the others, each with the share that the run's ranking (its cached field errors) counts as hard;
-single objects split by speed.
+"""Which frames does `vidgen train --hard-frames` draw more often? For the clips of a video folder, the frames where
+an object's motion turns (a bounce: its shift i−1 → i against the way it was heading, `turns`, tracked by the
+scorer's detector) and the others, each with the share that the run's ranking (its cached field errors) counts as
+hard; single objects split by speed.
 
     python benchmarks/hard_frames.py runs/adapter-hard --data runs/shapes-train --clips 600
     # writes benchmarks/results/hard_frames.json (--name NAME: NAME.json); a run ranked by an init adapter or by
@@ -31,14 +31,18 @@ TURN = 0.3  # px: a shift smaller than this tells no direction
 
 
 def turns(video: np.ndarray, caption: str) -> np.ndarray:
-    """(f,) bool: frame i's shift from i−1 runs against the one before it, for some moving object."""
+    """(f,) bool: frame i's shift from i−1 runs against the way its object was heading, for some moving object. An
+    object heads the caption's way until its first turn; shifts of TURN px or less are not counted, so a bounce in
+    the first step, or one whose turning step is short, still counts (tracked by the scorer's detector)."""
     scene, out = parse_caption(caption), np.zeros(len(video), bool)
     for k, obj in enumerate(scene.objects):
         if obj.direction is None:
             continue
-        shift = np.diff(object_centres(video, scene, k)[:, axis_of(obj)])  # shift[i − 1]: frame i−1 → i
-        turn = (np.sign(shift[1:]) != np.sign(shift[:-1])) & (np.abs(shift[1:]) > TURN)  # frames 2..f−1
-        out[2:] |= turn & np.isfinite(shift[1:]) & np.isfinite(shift[:-1])
+        axis = axis_of(obj)
+        heading = np.sign(obj.velocity(video.shape[1])[axis])
+        for i, shift in enumerate(np.diff(object_centres(video, scene, k)[:, axis]), start=1):  # frame i−1 → i
+            if np.isfinite(shift) and abs(shift) > TURN and np.sign(shift) != heading:
+                out[i], heading = True, -heading
     return out
 
 
