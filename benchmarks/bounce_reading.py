@@ -81,19 +81,24 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
     for f in wall_frames(pipe, folder, num_videos):
         shift, velocity, axis, context = f["shift"], f["velocity"], f["axis"], f["context"]
         field = context.flow[0, :, f["y"], f["x"]]
+        guide = None if context.guide is None else context.guide[0, :, f["y"], f["x"]]
+        free_right = guide is not None and -guide[axis].item() * shift > 0
+        if guide is not None:
+            forward = float(np.sign(-field[axis].item() * velocity))  # the field runs with the caption here
+            free_along = forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8))
+        turns_right = context.turn is not None and (  # the sampler's decision: it turns where the read is below 0
+            context.turn[0, f["y"], f["x"]].item() < 0) == (shift * velocity < 0)
+        field_length = abs(field[axis].item()) * f["scale"] / abs(velocity)
         for group in (f["speed"], f"{f['size']} {f['speed']}"):  # by speed, and by size and speed
             row = tally.setdefault((group, f["where"]), [0, 0, 0, [], [], [], 0])
             row[0] += int(-field[axis].item() * shift > 0)  # warp reads p + field
-            if context.guide is not None:
-                guide = context.guide[0, :, f["y"], f["x"]]
-                row[1] += int(-guide[axis].item() * shift > 0)
-                forward = float(np.sign(-field[axis].item() * velocity))  # the field runs with the caption here
-                row[3].append(forward * float((field * guide).sum() / (field * field).sum().clamp(min=1e-8)))
-            if context.turn is not None:  # the sampler's decision: the object turns where its read is below 0
-                row[6] += int((context.turn[0, f["y"], f["x"]].item() < 0) == (shift * velocity < 0))
+            row[1] += int(free_right)
+            if guide is not None:
+                row[3].append(free_along)
             row[2] += 1
             row[4].append(shift / velocity)
-            row[5].append(abs(field[axis].item()) * f["scale"] / abs(velocity))
+            row[5].append(field_length)
+            row[6] += int(turns_right)
     mean = lambda xs: round(float(np.mean(xs)), 3) if xs else None  # noqa: E731
     return {f"{group}, {where}": {"frames": n, "field_right_sign": round(a / n, 3), "free_field_right_sign":
                                   round(b / n, 3), "turn_right": round(c / n, 3), "free_field_along": mean(along),

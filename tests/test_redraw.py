@@ -71,9 +71,9 @@ STEPS = {0: [2], 1: [2, 4], 3: [2, 3, 4, 5]}  # the step each draw of a frame st
 def test_the_sampler_keeps_the_draw_its_judge_likes_best(redraws):
     """With a model that predicts no noise, DDIM turns a frame started at step k of 6 from `guess` into guess +
     (σ/α at step k) z, z the generator's next draw (test_sampling_math). Each guessed frame is drawn first at step
-    2 (strength 2/3), then again at the steps of `STEPS` (evenly spaced to the end), until the judge, |z| summed less a threshold, is
-    satisfied or the redraws run out; the kept draw is the one with the lowest judge, frame 0 (no guess) is never
-    judged, and frame 2 starts from the kept frame 1."""
+    2 (strength 2/3), then again at the steps of `STEPS` (evenly spaced to the end), until the judge, |z| summed
+    less a threshold, is satisfied or the redraws run out; the kept draw is the one with the lowest judge, frame 0
+    (no guess) is never judged, and frame 2 starts from the kept frame 1."""
     scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=True)
 
     def frame_model(ctx):
