@@ -66,3 +66,22 @@ def test_wall_speed_bins_an_ideal_path_at_the_captions_speed_up_to_its_turn():
     assert all(step == 1.0 and abs(ahead) < 1e-9 for _, step, ahead in rows)
     gaps = [gap for gap, _, _ in rows]
     assert gaps[0] == "more than 4 steps" and "2-4 steps" in gaps and gaps[-1] in ("1-2 steps", "under a step")
+
+
+def test_turn_floor_whole_steps_meet_the_ideal_path_when_the_wall_falls_on_a_step():
+    """A whole-step path equals the ideal one when the bounce falls on a frame boundary; otherwise it reverses
+    at the step where the reflected centre lies nearer the reversed step, and then stays off by twice the gap
+    left to the bound (at most one step)."""
+    import numpy as np
+
+    import turn_floor
+    from vidgen.data.shapes import bounce
+
+    v, low, high = np.array([3.0, 0.0]), 5.0, 59.0
+    on_step = np.array([53.0, 30.0])  # 6 px short of the bound: the bounce falls on a frame boundary
+    assert np.allclose(turn_floor.whole_step_path(on_step, v, low, high, 12), bounce(on_step, v, low, high, 12))
+    for gap, turn_at in ((1.0, 1), (2.0, 2)):  # under half a step: reverse now; over it: one step later
+        start = np.array([high - gap, 30.0])
+        got, want = turn_floor.whole_step_path(start, v, low, high, 8), bounce(start, v, low, high, 8)
+        assert np.flatnonzero(np.diff(got[:, 0]) < 0)[0] + 1 == turn_at
+        assert np.allclose(np.abs(got[3:, 0] - want[3:, 0]), 2 * min(gap, 3.0 - gap))
