@@ -45,7 +45,8 @@ def wall_frames(pipe: VideoPipeline, folder: Path, num_videos: int):
     each frame i ≥ 2 whose true shift i−1 → i tells a direction: a dict with the caption's `speed`, `where` the
     frame lies relative to the object's bounces (`kind`), the true `shift` and the caption's `velocity` along the
     motion's `axis` (px), the object's latent place (`y`, `x`) in frame i−1, and the adapter's context for frame
-    i given the real frames before it (`context`, with `frames`, `offsets`, `mask`: its input) and `words`."""
+    i given the real frames before it (`context`, with `frames`, `offsets`, `mask`: its input) and `words`; and
+    the frame's index `i` in the clip, its `video` (f, H, W, 3) uint8 and their `latents`."""
     adapter, used = pipe.denoiser.adapter, 0
     for caption, scene, video, tracks in moving_tracks(folder, 1):
         centres, axis, speed = tracks[0]
@@ -71,7 +72,8 @@ def wall_frames(pipe: VideoPipeline, folder: Path, num_videos: int):
                        axis=axis, scale=scale,
                        velocity=scene.objects[0].velocity(video.shape[1])[axis], y=y, x=x, context=context,
                        frames=frames, offsets=offsets, mask=mask,
-                       words=split_text(text, adapter.config.cross_attention_dim)[1])
+                       words=split_text(text, adapter.config.cross_attention_dim)[1], i=i, video=video,
+                       latents=latents)
         if used >= num_videos:
             break
 
