@@ -85,3 +85,40 @@ def test_turn_floor_whole_steps_meet_the_ideal_path_when_the_wall_falls_on_a_ste
         got, want = turn_floor.whole_step_path(start, v, low, high, 8), bounce(start, v, low, high, 8)
         assert np.flatnonzero(np.diff(got[:, 0]) < 0)[0] + 1 == turn_at
         assert np.allclose(np.abs(got[3:, 0] - want[3:, 0]), 2 * min(gap, 3.0 - gap))
+
+
+def test_error_budget_puts_each_object_frame_down_to_one_cause(tmp_path):
+    """Ground truth scores near 0 px; the same videos with one object gone after frame 8 put nearly all of their
+    squared error down to lost frames; an object frame 0 draws at the wall it moves to starts at a wall."""
+    import numpy as np
+
+    import error_budget
+    from vidgen.data import shapes
+    from vidgen.video import export_video
+
+    truth, broken = tmp_path / "truth", tmp_path / "broken"
+    for folder in (truth, broken):
+        folder.mkdir()
+    lines = []
+    for seed in range(4):
+        video, scene, paths = shapes.make_video(seed, frames=16, canvas=64)
+        name = f"v{seed}.mp4"
+        export_video(video, truth / name)
+        if len(scene.objects) == 2:
+            gone = shapes.render(shapes.Scene(scene.objects[:1], scene.background), paths[:1], 64)
+            video = np.concatenate([video[:8], gone[8:]])
+        export_video(video, broken / name)
+        lines.append(json.dumps({"file": name, "caption": scene.caption()}))
+    for folder in (truth, broken):
+        (folder / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    clean, lost = error_budget.measure(truth), error_budget.measure(broken)
+    assert clean["trajectory_rmse"] < 0.5 and lost["trajectory_rmse"] > 10
+    assert lost["causes"]["lost"]["share"] > 0.95
+    assert np.isclose(sum(c["share"] for c in lost["causes"].values()), 1, atol=0.01)
+
+    scene = shapes.Scene((shapes.ShapeObject("red", "square", "small", "up", "quickly"),), "black")
+    h = scene.objects[0].half_extent(64)
+    at_wall = shapes.render(scene, [np.array([[32.0, h + 1.0]] * 16)], 64)
+    mid = shapes.render(scene, [np.array([[32.0, 32.0]] * 16)], 64)
+    assert error_budget.starts_at_wall(at_wall[:1], scene.caption(), 16) == [True]
+    assert error_budget.starts_at_wall(mid[:1], scene.caption(), 16) == [False]

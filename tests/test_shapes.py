@@ -152,6 +152,21 @@ def test_an_object_lost_away_from_the_other_is_still_the_worst_error():
         assert broken.found <= 1 - far / 32 and (far == 0 or broken.trajectory_rmse > 10), caption
 
 
+def test_path_errors_by_object_pool_to_the_trajectory_error():
+    """`path_error_by_object` holds each object-frame's squared error as the scorer pooled it: None where the
+    overlap rule leaves the frame out, the canvas side squared where the object is lost."""
+    for video, caption, paths in crossing_videos(4):
+        scene = shapes.parse_caption(caption)
+        lost = shapes.render(shapes.Scene(scene.objects[:1], scene.background), paths[:1], 64)
+        for frames in (video, np.concatenate([video[:8], lost[8:]])):
+            score = score_video(frames, caption)
+            errors = score.details["path_error_by_object"]
+            kept = np.array([e for row in errors for e in row if e is not None])
+            assert [len(row) for row in errors] == [16, 16] and len(kept) == score.object_frames
+            assert np.isclose(np.sqrt(kept.mean()), score.trajectory_rmse)
+            assert np.isclose((kept == 64 ** 2).mean(), 1 - score.found)
+
+
 def moving_video(seed=3, canvas=64):
     """Ground truth with every object moving quickly, so that temporal corruptions have something to break."""
     rng = np.random.default_rng(seed)

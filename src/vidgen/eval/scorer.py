@@ -55,6 +55,9 @@ class VideoScore:
     overlap_frames: int
     found: float = float("nan")  # object-frames where the object (or a stray of another shape) is located
     trajectory_rmse_found: float = float("nan")  # px, over those frames only: motion error apart from losses
+    # background_detected; direction_by_object (hits per object); path_error_by_object: per object, each frame's
+    # squared distance from the caption's path (px², the canvas side squared where the object is lost), None where
+    # the overlap rule leaves the frame out: what trajectory_rmse pools
     details: dict = field(default_factory=dict)
 
 
@@ -224,7 +227,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
     overlap = _overlap(scene, dets, colour_found, canvas)
 
     colour_ok, shape_ok, size_ok, all_ok, identity, sq_err, direction = [], [], [], [], [], [], []
-    found, sq_err_found, by_object = [], [], []
+    found, sq_err_found, by_object, path_errors = [], [], [], []
     for k, obj in enumerate(scene.objects):
         d = dets[k]
         keep = ~overlap[k]
@@ -243,6 +246,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         motion = "still" if obj.direction is None else obj.speed
         if not located[0]:
             sq_err += [canvas ** 2] * int(keep.sum())  # never found: the worst error the canvas allows
+            path_errors.append([float(canvas ** 2) if kept else None for kept in keep])
             direction += [False] * max(f - DIRECTION_BASELINE, 0)
             by_object.append({"motion": motion, "hits": 0, "pairs": max(f - DIRECTION_BASELINE, 0),
                               "reversed_hits": 0, "reversed_pairs": 0})  # no start, no path to reverse
@@ -250,6 +254,7 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
         want = expected_path(obj, centres[0], canvas, f)
         err = np.where(located, ((centres - want) ** 2).sum(axis=1), canvas ** 2)
         sq_err += list(err[keep])
+        path_errors.append([float(e) if kept else None for e, kept in zip(err, keep)])
         sq_err_found += list(err[keep & located])
         hits, back = _direction_hits(obj, centres, want, canvas, keep)
         direction += hits
@@ -266,7 +271,8 @@ def score_video(frames: np.ndarray, caption: str) -> VideoScore:
                       object_frames=int((~overlap).sum()), overlap_frames=int(overlap.sum()),
                       found=mean(found),
                       trajectory_rmse_found=float(np.sqrt(np.mean(sq_err_found))) if sq_err_found else float("nan"),
-                      details={"background_detected": bg_name, "direction_by_object": by_object})
+                      details={"background_detected": bg_name, "direction_by_object": by_object,
+                               "path_error_by_object": path_errors})
 
 
 def overlap_reach(scene: Scene, canvas: int) -> float:
