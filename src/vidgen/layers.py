@@ -11,6 +11,18 @@ binding"), so a word some place takes outright is a layer, and the places that t
 object's pixels are those of its region that differ from the background, the colour of the places bound to no
 word outright (a flat background, as in the shapes world; over a textured one the look keeps some background
 around the object). An object is in full view while its pixel mass is at least FULL of the most it has shown.
+
+Objects that meet (`meet`, `carry_meet`). Where two objects come within MEET px of each other, one blob holds
+both and the field's displacement over it blends their motions, so the image carry moves them as one, and they
+go on as one object or leave one behind (model card, "Objects that meet"). With `meet`, two objects seen apart
+that meet keep, until they are apart again, the look and the displacement each had before they met: the
+carry's pixels of both are replaced by the background, and their looks are laid in their own places, the one
+more of whose pixels are in view in front. An object about to reach the frame's edge takes the field's
+displacement again, which may turn it there. Telling objects apart needs their own pixels, so with `meet` an
+object is a word some place binds with at least SOLID (a word bound at 0.7 at an object's edge is none), its
+pixels are the blob of non-background pixels that holds the place binding its word most strongly (a region
+reaches a few places past its object, often over a neighbour), and two words on one blob never seen apart are
+one object (a colour word bound beside its clause's verb), kept by the more strongly bound.
 """
 
 from __future__ import annotations
@@ -23,10 +35,12 @@ from torch.nn import functional as F
 
 from .fields import warp
 
-STRONG = 0.5  # a word some place binds with at least this weight is an object (a layer)
+STRONG = 0.5  # a word some place binds with at least this weight is bound there outright (a region)
+SOLID = 0.95  # with meet: a word some place binds with at least this weight is an object's (weaker: an edge)
 FULL = 0.9  # an object whose pixel mass is at least this share of the most it has shown is in full view
 HOLD = 8  # frames a look is kept once no place binds its word at all (an object hidden or lost)
 EDGE = (0.1, 0.3)  # colour distance from the background (in [-1, 1] units, RMS over channels): no object → object
+MEET = 2  # with meet: image px within which two objects' pixels have met
 
 
 def objects(weights: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -35,6 +49,45 @@ def objects(weights: torch.Tensor) -> dict[int, torch.Tensor]:
     owner_weight, owner = weights.max(0)
     bound = owner_weight >= STRONG
     return {word: bound & (owner == word) for word in owner[bound].unique().tolist()}
+
+
+def grow(mask: torch.Tensor, px: int = 1) -> torch.Tensor:
+    """(1, 1, H, W) bool: `mask` grown by `px` pixels (8-connected)."""
+    return F.max_pool2d(mask.float(), 2 * px + 1, 1, px) > 0
+
+
+def connected(binary: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """(1, 1, H, W) bool: the 8-connected components of `binary` that hold a seed (both (1, 1, H, W) bool)."""
+    grown = seeds & binary
+    while True:
+        more = grow(grown) & binary
+        if torch.equal(more, grown):
+            return grown
+        grown = more
+
+
+def own_pixels(ink: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(1, 1, H, W): of `ink` (how far each pixel is from the background, 0–1), the blob (ink > ½, 1 px wider for
+    its soft edge) that holds the pixel `weight` (1, 1, H, W) binds most strongly; zeros where it binds no ink."""
+    binary = ink > 0.5
+    score = weight * binary
+    if score.max() <= 0:
+        return torch.zeros_like(ink)
+    seed = torch.zeros_like(binary)
+    seed.view(-1)[int(score.argmax())] = True
+    return ink * grow(connected(binary, seed)).to(ink.dtype)
+
+
+def near_edge(look: Look) -> bool:
+    """Whether a look's pixels, carried on by its displacement once more, come within MEET px of the frame's
+    edge."""
+    ys, xs = torch.nonzero(look.alpha[0, 0] > 0.5, as_tuple=True)
+    if len(xs) == 0:
+        return False
+    h, w = look.alpha.shape[-2:]
+    dx, dy = -float(look.step[0, 0]), -float(look.step[0, 1])  # warp reads at p + step: pixels move by −step
+    return bool(xs.min() + dx < MEET or xs.max() + dx > w - 1 - MEET or ys.min() + dy < MEET
+                or ys.max() + dy > h - 1 - MEET)
 
 
 @dataclass
@@ -49,15 +102,17 @@ class Look:
 class LayeredCarry:
     """carry(image, plain, latents, flow) → the next frame's start image, for one video (it keeps the looks);
     `plain` is the image-space carry of `image` (`VideoPipeline.warp_in_image`), which it keeps wherever no hidden
-    object's look goes.
+    or meeting object's look goes.
 
     `bind(latents)` → (1, L + 1, h, w): the word field's binding of the frame (`WordField.bind`, the still key
-    last); `scale` image px per latent px."""
+    last); `scale` image px per latent px; `meet`: objects that meet are laid from their looks (module doc)."""
 
-    def __init__(self, bind: Callable[[torch.Tensor], torch.Tensor], scale: int):
+    def __init__(self, bind: Callable[[torch.Tensor], torch.Tensor], scale: int, meet: bool = False):
         self.bind = bind
         self.scale = scale
+        self.meet = meet
         self.looks: dict[int, Look] = {}
+        self.apart: set[tuple[int, int]] = set()  # pairs of words (lower first) whose objects were seen apart
 
     def __call__(self, image: torch.Tensor, plain: torch.Tensor, latents: torch.Tensor,
                  flow: torch.Tensor) -> torch.Tensor:
@@ -73,19 +128,30 @@ class LayeredCarry:
         if loose.sum() == 0:  # every place is some object's: nothing to lay under, nothing to tell background by
             return plain
         background = (image * loose).sum((2, 3), keepdim=True) / loose.sum()
-        distance = (image - background).square().mean(1, keepdim=True).sqrt()
-        ink = ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)  # (1, 1, H, W): not background
+        ink = self._ink(image, background)  # (1, 1, H, W): not background
+        meeting = self._meeting() if self.meet else set()  # from the looks where they were carried to
+        peak = {word: float(weights[word].max()) for word in regions}
         seen = {}  # word → (its pixels now, their mass, its displacement)
         for word, region in regions.items():
+            if self.meet and peak[word] < SOLID and word not in self.looks:
+                continue  # a word bound at an object's edge, not an object
             w = weights[word] * region
             step = (flow * w).sum((2, 3), keepdim=True) / w.sum().clamp(min=1e-6)
-            alpha = up(region) * ink
+            alpha = own_pixels(ink, up(w)) if self.meet else up(region) * ink
             seen[word] = (alpha, float(alpha.sum()), step)
+        if self.meet:
+            self._one_object_per_blob(seen, peak)
         shift = lambda x, step: warp(x, step.expand(-1, -1, *x.shape[-2:]), "bilinear")  # noqa: E731
-        hidden = set()
+        hidden, in_view = set(), {}
         for word in set(self.looks) | set(seen):
             alpha, mass, step = seen.get(word, (None, 0.0, None))
             look = self.looks.get(word)
+            if word in meeting:  # its look and its displacement stay those from before they met
+                look.unseen = 0
+                in_view[word] = mass / max(look.most, 1e-6)
+                if step is not None and near_edge(look):  # by the frame's edge, the field's: it may turn there
+                    look.step = step
+                continue
             if alpha is not None and (look is None or mass >= FULL * look.most):  # in full view: its look now
                 self.looks[word] = Look(image, alpha, max(mass, look.most if look else 0.0), step)
                 continue
@@ -95,12 +161,54 @@ class LayeredCarry:
                 continue
             look.step = look.step if step is None else step
             hidden.add(word)
+        where = sum((self.looks[word].alpha for word in meeting), torch.zeros_like(ink))
         for look in self.looks.values():  # each look moves to where its object will be
             moved = shift(torch.cat([look.image, look.alpha], 1), look.step)
             look.image, look.alpha = moved[:, :3], moved[:, 3:]
-        shown = sum((shift(alpha, step) for alpha, _, step in seen.values()), torch.zeros_like(ink)).clamp(max=1)
-        out = plain  # what it shows of the objects in view stays; hidden looks go where no object is shown
-        for word in hidden:
+        shown = sum((shift(alpha, step) for word, (alpha, _, step) in seen.items() if word not in meeting),
+                    torch.zeros_like(ink)).clamp(max=1)
+        out = plain  # what it shows of the objects in view stays
+        if meeting:  # the carry's blobs where the meeting objects were and will be go; their looks are laid
+            will = sum(self.looks[word].alpha for word in meeting)
+            carried = self._ink(plain, background)
+            blobs = connected(carried > 0.05, grow((where + will) > 0.5, 2 * MEET))
+            erase = grow(blobs).to(ink.dtype) * carried
+            out = out * (1 - erase) + background * erase
+            for word in sorted(meeting, key=in_view.get):  # the one more in view last: in front
+                a = self.looks[word].alpha
+                out = out * (1 - a) + self.looks[word].image * a
+            shown = (shown + will).clamp(max=1)
+        for word in hidden:  # hidden looks go where no object is shown
             a = self.looks[word].alpha * (1 - shown)
             out = out * (1 - a) + self.looks[word].image * a
         return out
+
+    @staticmethod
+    def _ink(image: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+        distance = (image - background).square().mean(1, keepdim=True).sqrt()
+        return ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)
+
+    def _meeting(self) -> set[int]:
+        """The words whose looks, where they were carried to, lie within MEET px of the look of an object they
+        were seen apart from; each pair seen apart now is remembered."""
+        meeting, words = set(), sorted(self.looks)
+        near = {word: grow(self.looks[word].alpha > 0.5, MEET) for word in words}
+        for i, a in enumerate(words):
+            for b in words[i + 1:]:
+                if not (near[a] & near[b]).any():
+                    self.apart.add((a, b))
+                elif (a, b) in self.apart:
+                    meeting |= {a, b}
+        return meeting
+
+    def _one_object_per_blob(self, seen: dict, peak: dict[int, float]) -> None:
+        """Two seen words most of whose pixels are one blob, never seen apart, are one object: the word bound
+        less strongly is dropped, its look too."""
+        order = sorted(seen, key=lambda word: -peak[word])
+        for i, a in enumerate(order):
+            for b in order[i + 1:]:
+                if a in seen and b in seen and (min(a, b), max(a, b)) not in self.apart:
+                    pa, pb = seen[a][0] > 0.5, seen[b][0] > 0.5
+                    if (pa & pb).sum() > 0.5 * (pa | pb).sum():
+                        del seen[b]
+                        self.looks.pop(b, None)

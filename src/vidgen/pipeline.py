@@ -70,6 +70,9 @@ class GenerationConfig:
     #     object, is taken out of the next frame's carry, so that the small shifts of every redraw do not add up
     #     over the video: `track.TrackKeeper`) | full (the whole shift, along the motion too); needs flow_words,
     #     word_binding appearance
+    carry_meet: bool = False  # with carry_space layered (else ignored): two objects seen apart that meet keep
+    #     their looks and displacements from before they met, each laid in its own place, until they are apart
+    #     again, so that the carry does not move them as one (`layers.LayeredCarry`, meet)
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
@@ -410,7 +413,8 @@ class VideoPipeline:
                 bound.update(latents=latents, weights=self.bind(latents, text))
             return bound["weights"]
 
-        layered = LayeredCarry(bind, self.vae_scale_factor) if config.carry_space == "layered" else None
+        layered = LayeredCarry(bind, self.vae_scale_factor, config.carry_meet) \
+            if config.carry_space == "layered" else None
         keeper = TrackKeeper(bind, config.carry_track) if config.carry_track != "none" else None
 
         def carry_in_image(previous, flow, interpolation):
