@@ -141,6 +141,7 @@ class LayeredCarry:
             seen[word] = (alpha, float(alpha.sum()), step)
         if self.meet:
             self._one_object_per_blob(seen, peak)
+            meeting &= set(self.looks)  # a look dropped as one object with another meets no one
         shift = lambda x, step: warp(x, step.expand(-1, -1, *x.shape[-2:]), "bilinear")  # noqa: E731
         hidden, in_view = set(), {}
         for word in set(self.looks) | set(seen):
