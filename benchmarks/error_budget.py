@@ -27,35 +27,31 @@ import numpy as np
 from common import cli, folder_benchmark, pyplot
 from crossing import crosses
 from first_frame import mistakes, objects_right
+from motion_follow import axis_of, object_centres
+from wall_turns import first_turn
 
-from vidgen.data.shapes import BACKGROUNDS, parse_caption
+from vidgen.data.shapes import parse_caption
 from vidgen.data.video_folder import read_captions
-from vidgen.eval.scorer import colour_masks, detect, expected_path, score_video
+from vidgen.eval.scorer import expected_path, score_video
 from vidgen.video import read_video
 
 CAUSES = ("lost", "frame 0 wrong", "starts at a wall", "paths cross", "two objects, apart", "one object")
 BAR = 2.0  # px RMS: issue 4's trajectory bar
 
 
-def first_turn(path: np.ndarray, velocity: np.ndarray) -> int | None:
-    """The first step (0: from frame 0 to 1) along which a path (f, 2) runs against the caption's velocity on an
-    axis it moves along; None if it never does (or the object is still)."""
-    axes = np.abs(velocity) > 0
-    steps = np.diff(path, axis=0)[:, axes]
-    back = np.nonzero((np.sign(steps) != np.sign(velocity[axes])).any(axis=1))[0]
-    return int(back[0]) if len(back) else None
-
-
 def starts_at_wall(frame: np.ndarray, caption: str, frames: int) -> list[bool]:
     """Per caption object: whether its caption path from where frame 0 (1, S, S, 3) draws it turns within the
-    first two steps; False for an object frame 0 lacks."""
+    first two steps (`wall_turns.first_turn`, any step back); False for a still object or one frame 0 lacks."""
     scene, size = parse_caption(caption), frame.shape[1]
-    masks = colour_masks(frame, np.array(BACKGROUNDS[scene.background], np.float32), [o.colour for o in scene.objects])
     out = []
-    for obj in scene.objects:
-        found = detect(masks[obj.colour][0], size)
-        turn = None if not found.present or obj.direction is None else \
-            first_turn(expected_path(obj, found.centre, size, frames), obj.velocity(size))
+    for k, obj in enumerate(scene.objects):
+        start = object_centres(frame, scene, k)[0]
+        if obj.direction is None or not np.isfinite(start).all():
+            out.append(False)
+            continue
+        axis = axis_of(obj)
+        path = expected_path(obj, start, size, frames)[:, axis]
+        turn = first_turn(np.diff(path), float(np.sign(obj.velocity(size)[axis])), 0.0)
         out.append(turn is not None and turn <= 1)
     return out
 
