@@ -130,7 +130,7 @@ class LayeredCarry:
         background = (image * loose).sum((2, 3), keepdim=True) / loose.sum()
         ink = self._ink(image, background)  # (1, 1, H, W): not background
         meeting = self._meeting() if self.meet else set()  # from the looks where they were carried to
-        peak = {word: float(weights[word].max()) for word in regions}
+        peak = {word: float(weights[word].max()) for word in regions} if self.meet else {}
         seen = {}  # word → (its pixels now, their mass, its displacement)
         for word, region in regions.items():
             if self.meet and peak[word] < SOLID and word not in self.looks:
