@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from vidgen.fields import warp
-from vidgen.layers import LayeredCarry
+from vidgen.layers import LayeredCarry, blobs, drawn_objects
 
 SIZE, SCALE = 32, 4  # image px; image px per latent px
 BIG = (slice(12, 24), slice(8, 24))  # the still object's rows and columns
@@ -116,3 +116,21 @@ def test_objects_that_meet_are_laid_from_their_looks_each_at_its_own_step():
     assert (red[0] > 0.9).all() and (red[1] < -0.9).all()
     assert (black < -0.9).all()
     assert (plain[0, 1] < -0.9).all()  # the image carry has no green pixel left
+
+
+def test_drawn_objects_counts_separate_blobs_of_ink_and_leaves_out_specks():
+    """`drawn_objects`: a frame with the large red object and, apart from it, a green one counts 2, even when
+    one word binds both (a copy binds its original's word); a 2 × 2 speck is smaller than a latent place and is
+    no object; an object touching another is one blob with it; a frame every place of which some word binds
+    has no background to tell ink by (None)."""
+    apart = frame(0)
+    assert drawn_objects(apart, binding(apart)[0, :2], SCALE) == 2
+    one_word = binding(apart)[0, :2].amax(0, keepdim=True)  # word 0 takes both objects' places
+    assert drawn_objects(apart, one_word, SCALE) == 2
+    speck = apart.clone()
+    speck[0, :, 2:4, 28:30] = 1.0
+    assert drawn_objects(speck, binding(speck)[0, :2], SCALE) == 2
+    assert blobs(torch.ones(1, 1, 2, 2, dtype=torch.bool)) == 1 and blobs(torch.zeros(1, 1, 4, 4, dtype=torch.bool)) == 0
+    touching = frame(4)  # the green object's right edge meets the red one's left edge at column 8
+    assert drawn_objects(touching, binding(touching)[0, :2], SCALE) == 1
+    assert drawn_objects(apart, torch.ones(1, SIZE // SCALE, SIZE // SCALE), SCALE) is None

@@ -8,6 +8,7 @@ import torch
 
 from vidgen import VideoPipeline, read_video
 from vidgen.cli import main
+from vidgen.errors import VidgenError
 from vidgen.eval.evaluate import independent_images
 from vidgen.eval.scorer import score_video
 from vidgen.shipped import ADAPTER, BASE, MODELS
@@ -175,3 +176,61 @@ def test_first_frame_pick_binding_keeps_the_candidates_that_bind_the_most_words(
     kept.clear()
     video = shipped(PROMPT, first_frame_pick="error", **options).frames
     assert (video[0] == shipped.decode(kept["x"][:1])[0]).all()
+
+
+def test_first_frame_pick_objects_tells_a_frame_with_a_copy_beside_its_objects(shipped):
+    """`_first_frame_keys` with pick objects on frames the shapes world renders: a right two-object frame passes;
+    the same frame with a copy of its first object drawn apart from both fails (it draws three objects where
+    the word field binds two words, or fewer), in every one of the scenes drawn."""
+    import dataclasses
+
+    import numpy as np
+
+    from vidgen.data.shapes import Scene, render, sample_scene
+    from vidgen.pipeline import GenerationConfig
+
+    rng, config, right, copied = np.random.default_rng(7), GenerationConfig(first_frame_pick="objects"), [], []
+    while len(right) < 8:
+        scene = sample_scene(rng, "train")
+        if len(scene.objects) != 2:
+            continue
+        reach = [obj.half_extent(64) for obj in scene.objects * 2]
+        centres = [rng.uniform(reach[k], 64 - reach[k], size=(1, 2)) for k in range(3)]
+        if any(np.abs(centres[a] - centres[b]).max() < reach[a] + reach[b] + 4 for a, b in ((0, 1), (0, 2), (1, 2))):
+            continue  # three objects well apart
+        copy = Scene((*scene.objects, dataclasses.replace(scene.objects[0])), scene.background)
+        frames = np.concatenate([render(scene, centres[:2], 64), render(copy, centres, 64)])
+        most, clean = shipped._first_frame_keys(shipped.encode_frames(frames), shipped.encode_prompt(scene.caption()),
+                                                config)
+        right.append(bool(clean[0]))
+        copied.append(bool(clean[1]) and bool(most[1]))
+    assert all(right) and not any(copied), (right, copied)
+
+
+def test_first_frame_retries_draw_another_batch_while_no_candidate_passes(shipped, monkeypatch):
+    """With pick objects and retries N, a batch none of whose candidates passes `_first_frame_keys` is followed
+    by another, up to N; once one passes no more are drawn, and the pick is made over every candidate drawn, a
+    passing one first."""
+    batches = []
+    real = shipped._first_frame_candidates
+    monkeypatch.setattr(shipped, "_first_frame_candidates", lambda *a: batches.append(real(*a)) or batches[-1])
+    passing = {}  # number of candidates drawn → the index of the one that passes once that many are drawn
+
+    def keys(x, text, config):
+        clean = torch.zeros(len(x), dtype=torch.bool)
+        if len(x) in passing:
+            clean[passing[len(x)]] = True
+        return torch.ones(len(x), dtype=torch.bool), clean
+
+    monkeypatch.setattr(shipped, "_first_frame_keys", keys)
+    options = dict(num_frames=1, first_frame_candidates=2, first_frame_steps=2, first_frame_pick="objects")
+    for retries, passes, drawn in ((2, {}, 3), (0, {}, 1), (2, {4: 3}, 2)):
+        batches.clear()
+        passing.clear()
+        passing.update(passes)
+        video = shipped(PROMPT, first_frame_retries=retries, generator=torch.Generator().manual_seed(0),
+                        **options).frames
+        assert len(batches) == drawn, (retries, passes, len(batches))
+    assert (video[0] == shipped.decode(batches[1][1:2])[0]).all()  # the second batch's second: the one passing
+    with pytest.raises(VidgenError, match="first_frame_retries: got 1.*0 unless first_frame_pick is objects"):
+        shipped(PROMPT, first_frame_retries=1, first_frame_pick="binding", num_frames=1)

@@ -78,6 +78,47 @@ def own_pixels(ink: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return ink * grow(connected(binary, seed)).to(ink.dtype)
 
 
+def backdrop(image: torch.Tensor, regions: dict[int, torch.Tensor], scale: int):
+    """(background (1, 3, 1, 1), ink (1, 1, H, W)) of an image (1, 3, H, W) in [-1, 1] whose binding's regions
+    (`objects`, at latent places, `scale` image px each) are `regions`: the background is the mean colour of the
+    places no word takes outright, a pixel's ink how far it is from it (0–1, EDGE); None when every place is
+    some word's (nothing to tell the background by)."""
+    bound = torch.zeros(image.shape[-2] // scale, image.shape[-1] // scale, dtype=torch.bool, device=image.device)
+    for region in regions.values():
+        bound |= region
+    loose = F.interpolate((~bound)[None, None].to(image.dtype), scale_factor=scale, mode="nearest")
+    if loose.sum() == 0:
+        return None
+    background = (image * loose).sum((2, 3), keepdim=True) / loose.sum()
+    return background, ink_from(image, background)
+
+
+def ink_from(image: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """(1, 1, H, W): how far each pixel of `image` is from `background` (1, 3, 1, 1), 0–1 over EDGE."""
+    distance = (image - background).square().mean(1, keepdim=True).sqrt()
+    return ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)
+
+
+def blobs(binary: torch.Tensor, least: int = 1) -> int:
+    """How many 8-connected blobs of `binary` (1, 1, H, W) bool hold at least `least` pixels."""
+    left, count = binary.clone(), 0
+    while left.any():
+        seed = torch.zeros_like(left)
+        seed.view(-1)[int(left.view(-1).nonzero()[0, 0])] = True
+        blob = connected(left, seed)
+        count += int(blob.sum()) >= least
+        left &= ~blob
+    return count
+
+
+def drawn_objects(image: torch.Tensor, weights: torch.Tensor, scale: int) -> int | None:
+    """How many separate objects an image (1, 3, H, W) draws, given its binding (L, h, w; the still key left
+    out): blobs of ink (`backdrop`, > ½) of at least one latent place's pixels (`scale`²); smaller ones are
+    specks no word can bind. Two objects that touch are one blob. None where `backdrop` cannot tell."""
+    ground = backdrop(image, objects(weights), scale)
+    return None if ground is None else blobs(ground[1] > 0.5, scale * scale)
+
+
 def near_edge(look: Look) -> bool:
     """Whether a look's pixels, carried on by its displacement once more, come within MEET px of the frame's
     edge."""
@@ -120,15 +161,11 @@ class LayeredCarry:
         flow = flow.to(image.dtype) * s  # image px, at each latent place
         weights = self.bind(latents)[0, :-1].to(image.dtype)  # (L, h, w): the still key left out
         regions = objects(weights)
-        bound = torch.zeros_like(weights[0], dtype=torch.bool)  # places some word takes outright
-        for region in regions.values():
-            bound |= region
-        up = lambda m: F.interpolate(m[None, None].to(image.dtype), scale_factor=s, mode="nearest")  # noqa: E731
-        loose = up(~bound)
-        if loose.sum() == 0:  # every place is some object's: nothing to lay under, nothing to tell background by
+        ground = backdrop(image, regions, s)
+        if ground is None:  # every place is some object's: nothing to lay under, nothing to tell background by
             return plain
-        background = (image * loose).sum((2, 3), keepdim=True) / loose.sum()
-        ink = self._ink(image, background)  # (1, 1, H, W): not background
+        background, ink = ground  # ink (1, 1, H, W): not background
+        up = lambda m: F.interpolate(m[None, None].to(image.dtype), scale_factor=s, mode="nearest")  # noqa: E731
         meeting = self._meeting() if self.meet else set()  # from the looks where they were carried to
         peak = {word: float(weights[word].max()) for word in regions} if self.meet else {}
         seen = {}  # word → (its pixels now, their mass, its displacement)
@@ -171,7 +208,7 @@ class LayeredCarry:
         out = plain  # what it shows of the objects in view stays
         if meeting:  # the carry's blobs where the meeting objects were and will be go; their looks are laid
             will = sum(self.looks[word].alpha for word in meeting)
-            carried = self._ink(plain, background)
+            carried = ink_from(plain, background)
             blobs = connected(carried > 0.05, grow((where + will) > 0.5, 2 * MEET))
             erase = grow(blobs).to(ink.dtype) * carried
             out = out * (1 - erase) + background * erase
@@ -183,11 +220,6 @@ class LayeredCarry:
             a = self.looks[word].alpha * (1 - shown)
             out = out * (1 - a) + self.looks[word].image * a
         return out
-
-    @staticmethod
-    def _ink(image: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-        distance = (image - background).square().mean(1, keepdim=True).sqrt()
-        return ((distance - EDGE[0]) / (EDGE[1] - EDGE[0])).clamp(0, 1)
 
     def _meeting(self) -> set[int]:
         """The words whose looks, where they were carried to, lie within MEET px of the look of an object they

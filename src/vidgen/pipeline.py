@@ -17,7 +17,7 @@ from .adapter import VideoAdapter, VideoDenoiser, split_text
 from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
-from .layers import LayeredCarry
+from .layers import LayeredCarry, drawn_objects
 from .redraw import jump
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
@@ -34,7 +34,7 @@ SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing: w
 FIRST_FRAME = ("adapter", "base")  # GenerationConfig.first_frame
 NULL_FIELDS = ("words", "free", "unturned")  # GenerationConfig.null_field
 CARRY_SPACES = ("latent", "image", "layered")  # GenerationConfig.carry_space
-FIRST_FRAME_PICKS = ("error", "binding")  # GenerationConfig.first_frame_pick
+FIRST_FRAME_PICKS = ("error", "binding", "objects")  # GenerationConfig.first_frame_pick
 SD_PARTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 
 
@@ -86,7 +86,11 @@ class GenerationConfig:
     first_frame_pick: str = "error"  # with first_frame_candidates: error (the denoising error alone) | binding
     #     (first the candidates in which the adapter's word field binds the most caption words outright:
     #     `VideoPipeline.bound_words`; a frame that draws one object twice leaves the other's words no place;
-    #     then the error among them; needs an adapter with flow_words and word_binding appearance)
+    #     then the error among them; needs an adapter with flow_words and word_binding appearance) | objects
+    #     (binding, then those that draw no more separate objects than words bound, `layers.drawn_objects`: a
+    #     copy of an object drawn beside it binds the same word twice; then the error)
+    first_frame_retries: int = 0  # with first_frame_pick objects: while no candidate with the most words bound
+    #     draws just as many objects, another first_frame_candidates are drawn and judged, up to this many times
     redraw: int = 0  # N: an autoregressive frame drawn from a start (start previous | carry) in which an object the
     #     word binding finds there is not where the start put it (`redraw.jump`: drawn at the far side of the
     #     frame, or its word left unbound) is drawn again with new noise, up to N times, the redraws starting
@@ -124,6 +128,9 @@ class GenerationConfig:
               self.first_frame_steps, "an integer ≥ 1 (or none: num_inference_steps)")
         check(self.first_frame_pick in FIRST_FRAME_PICKS, "first_frame_pick", self.first_frame_pick,
               " | ".join(FIRST_FRAME_PICKS))
+        check(self.first_frame_retries >= 0 and (self.first_frame_retries == 0 or self.first_frame_pick == "objects"),
+              "first_frame_retries", self.first_frame_retries,
+              "an integer ≥ 0, and 0 unless first_frame_pick is objects (what judges a batch)")
         check(self.redraw >= 0, "redraw", self.redraw, "an integer ≥ 0")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
@@ -297,7 +304,8 @@ class VideoPipeline:
         adapter = self.denoiser.adapter.config
         binds = adapter.get("flow_words", False) and adapter.get("word_binding") == "appearance"
         check(config.first_frame_pick == "error" or binds, "first_frame_pick", config.first_frame_pick,
-              "'error' with this adapter ('binding' needs one trained with flow_words and word_binding appearance)")
+              "'error' with this adapter ('binding' and 'objects' need one trained with flow_words and word_binding "
+              "appearance)")
         check(config.carry_space != "layered" or binds, "carry_space", config.carry_space,
               "'latent' or 'image' with this adapter ('layered' needs one trained with flow_words and word_binding "
               "appearance)")
@@ -427,6 +435,11 @@ class VideoPipeline:
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
+            for _ in range(config.first_frame_retries):
+                if self._first_frame_keys(candidates, text, config)[1].any():
+                    break
+                candidates = torch.cat([candidates, self._first_frame_candidates(text, null_text, config, shape,
+                                                                                 generator)])
             prefix = candidates[self._pick_first_frame(candidates, text, config, generator)][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
@@ -475,10 +488,24 @@ class VideoPipeline:
         if len(candidates) == 1:
             return 0
         error = self.base_denoising_error(candidates, text, generator)
-        if config.first_frame_pick == "binding":
-            bound = self.bound_words(candidates, text)
-            error = torch.where(bound == bound.max(), error, torch.inf)
+        if config.first_frame_pick != "error":
+            most, clean = self._first_frame_keys(candidates, text, config)
+            error = torch.where(clean if clean.any() else most, error, torch.inf)
         return first_within(error, config.first_frame_margin)
+
+    def _first_frame_keys(self, candidates: torch.Tensor, text: torch.Tensor,
+                          config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K,) bool each: the candidates that bind the most words (`bound_words`), and of those the ones that
+        pass the pick's judge too (pick objects: they draw no more separate objects than words bound,
+        `layers.drawn_objects`; pick binding: all of them)."""
+        bound = self.bound_words(candidates, text)
+        most = bound == bound.max()
+        if config.first_frame_pick != "objects":
+            return most, most
+        weights, images = self.bind(candidates, text)[:, :-1], self._decode(candidates)
+        drawn = [drawn_objects(images[k:k + 1], weights[k], self.vae_scale_factor) for k in range(len(candidates))]
+        extra = torch.tensor([n is not None and n > b for n, b in zip(drawn, bound.tolist())], device=most.device)
+        return most, most & ~extra
 
     @torch.no_grad()
     def bound_words(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
