@@ -232,5 +232,9 @@ def test_first_frame_retries_draw_another_batch_while_no_candidate_passes(shippe
                         **options).frames
         assert len(batches) == drawn, (retries, passes, len(batches))
     assert (video[0] == shipped.decode(batches[1][1:2])[0]).all()  # the second batch's second: the one passing
-    with pytest.raises(VidgenError, match="first_frame_retries: got 1.*0 unless first_frame_pick is objects"):
-        shipped(PROMPT, first_frame_retries=1, first_frame_pick="binding", num_frames=1)
+    batches.clear()
+    shipped(PROMPT, first_frame_retries=2, generator=torch.Generator().manual_seed(0),
+            **{**options, "first_frame_pick": "binding"})
+    assert len(batches) == 1  # only the objects pick judges a batch; with another the retries are ignored
+    with pytest.raises(VidgenError, match="first_frame_retries: got -1; expected an integer ≥ 0"):
+        shipped(PROMPT, first_frame_retries=-1, num_frames=1)

@@ -89,8 +89,9 @@ class GenerationConfig:
     #     then the error among them; needs an adapter with flow_words and word_binding appearance) | objects
     #     (binding, then those that draw no more separate objects than words bound, `layers.drawn_objects`: a
     #     copy of an object drawn beside it binds the same word twice; then the error)
-    first_frame_retries: int = 0  # with first_frame_pick objects: while no candidate with the most words bound
-    #     draws just as many objects, another first_frame_candidates are drawn and judged, up to this many times
+    first_frame_retries: int = 0  # with first_frame_pick objects (else ignored): while no candidate with the most
+    #     words bound draws just as many objects, another first_frame_candidates are drawn and judged, up to this
+    #     many times
     redraw: int = 0  # N: an autoregressive frame drawn from a start (start previous | carry) in which an object the
     #     word binding finds there is not where the start put it (`redraw.jump`: drawn at the far side of the
     #     frame, or its word left unbound) is drawn again with new noise, up to N times, the redraws starting
@@ -128,9 +129,7 @@ class GenerationConfig:
               self.first_frame_steps, "an integer ≥ 1 (or none: num_inference_steps)")
         check(self.first_frame_pick in FIRST_FRAME_PICKS, "first_frame_pick", self.first_frame_pick,
               " | ".join(FIRST_FRAME_PICKS))
-        check(self.first_frame_retries >= 0 and (self.first_frame_retries == 0 or self.first_frame_pick == "objects"),
-              "first_frame_retries", self.first_frame_retries,
-              "an integer ≥ 0, and 0 unless first_frame_pick is objects (what judges a batch)")
+        check(self.first_frame_retries >= 0, "first_frame_retries", self.first_frame_retries, "an integer ≥ 0")
         check(self.redraw >= 0, "redraw", self.redraw, "an integer ≥ 0")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
@@ -435,7 +434,7 @@ class VideoPipeline:
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
-            for _ in range(config.first_frame_retries):
+            for _ in range(config.first_frame_retries if config.first_frame_pick == "objects" else 0):
                 if self._first_frame_keys(candidates, text, config)[1].any():
                     break
                 candidates = torch.cat([candidates, self._first_frame_candidates(text, null_text, config, shape,
