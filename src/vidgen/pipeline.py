@@ -434,12 +434,14 @@ class VideoPipeline:
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
+            keys = self._first_frame_keys(candidates, text, config)
             for _ in range(config.first_frame_retries if config.first_frame_pick == "objects" else 0):
-                if self._first_frame_keys(candidates, text, config)[1].any():
+                if keys[1].any():
                     break
                 candidates = torch.cat([candidates, self._first_frame_candidates(text, null_text, config, shape,
                                                                                  generator)])
-            prefix = candidates[self._pick_first_frame(candidates, text, config, generator)][None, None]
+                keys = self._first_frame_keys(candidates, text, config)
+            prefix = candidates[self._pick_first_frame(candidates, text, config, generator, keys)][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
                                         start=guess or Start(config.start), strength=config.strength,
@@ -482,21 +484,24 @@ class VideoPipeline:
         return candidates
 
     def _pick_first_frame(self, candidates: torch.Tensor, text: torch.Tensor, config: GenerationConfig,
-                          generator) -> int:
-        """Which of the first-frame candidates (K, c, h, w) the video opens with (`first_frame_pick`)."""
+                          generator, keys: tuple[torch.Tensor, torch.Tensor] | None) -> int:
+        """Which of the first-frame candidates (K, c, h, w) the video opens with (`first_frame_pick`), given their
+        `_first_frame_keys`."""
         if len(candidates) == 1:
             return 0
         error = self.base_denoising_error(candidates, text, generator)
-        if config.first_frame_pick != "error":
-            most, clean = self._first_frame_keys(candidates, text, config)
+        if keys is not None:
+            most, clean = keys
             error = torch.where(clean if clean.any() else most, error, torch.inf)
         return first_within(error, config.first_frame_margin)
 
     def _first_frame_keys(self, candidates: torch.Tensor, text: torch.Tensor,
-                          config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                          config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(K,) bool each: the candidates that bind the most words (`bound_words`), and of those the ones that
         pass the pick's judge too (pick objects: they draw no more separate objects than words bound,
-        `layers.drawn_objects`; pick binding: all of them)."""
+        `layers.drawn_objects`; pick binding: all of them); None with pick error (no keys, the error alone)."""
+        if config.first_frame_pick == "error":
+            return None
         bound = self.bound_words(candidates, text)
         most = bound == bound.max()
         if config.first_frame_pick != "objects":
