@@ -1,12 +1,12 @@
 """Drawing a frame again when an object jumped (`redraw`): the judge on bindings built by hand, and the sampler's
-redraws against the closed form of a model that predicts no noise."""
+redraws against the closed form of a model that predicts no noise; and the fade judge."""
 
 import pytest
 import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import KEEP, SMALLEST, jump, kept_share
+from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
 
@@ -113,3 +113,15 @@ def test_the_sampler_keeps_the_draw_its_judge_likes_best(redraws):
     assert all(torch.allclose(f, e, atol=1e-4) for f, e in zip(frames, expected))
     assert len(judged) == (draws if redraws else 0)
     assert redraws < 3 or draws > 2  # the limit makes the first draw fall short at least once here
+
+
+def test_an_object_of_frame_0_fades_when_it_keeps_under_a_third_of_its_places_anywhere():
+    first = binding((2, 2, 3, 3), (7, 7, 3, 3))  # 9 places each
+    assert fade(first, first) == 0.0
+    assert fade(first, binding((0, 0, 3, 3), (8, 1, 3, 3))) == 0.0  # both moved far: a move is not a fade
+    assert fade(first, binding((2, 2, 3, 3), (7, 7, 1, 3))) == 0.0  # 3 of 9: a third, still kept
+    assert fade(first, binding((2, 2, 3, 3), (7, 7, 1, 2))) == pytest.approx(FADE - 2 / 9)  # 2 of 9
+    assert fade(first, binding((2, 2, 3, 3))) == pytest.approx(FADE)  # word 1 gone
+    edge = binding((2, 2, 3, 3), (5, 2, 1, 2))  # two places bound to word 1 at the object's edge: not an object
+    assert fade(edge, binding((2, 2, 3, 3))) == 0.0
+    assert fade(binding(), binding((2, 2, 3, 3))) == 0.0  # nothing in frame 0: nothing to lose

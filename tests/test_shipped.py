@@ -77,6 +77,31 @@ def test_redraw_judges_frames_by_the_shipped_binding_and_draws_a_rejected_frame_
     assert (again[:2] == plain[:2]).all() and not (again[2] == plain[2]).all()
 
 
+def test_retake_draws_a_video_again_when_an_object_of_frame_0_fades_and_keeps_the_least_faded(shipped, monkeypatch):
+    """A single object keeps its places in every frame: one take, the same video as without `retake`. A take
+    judged faded is drawn again from the start with the generator's next draws, and the take with the least fade
+    is kept: the first passing one, or the least faded when none passes."""
+    import vidgen.pipeline
+
+    real, judged = vidgen.pipeline.fade, []
+    options = dict(num_frames=4)
+    seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: judged.append(real(first, frame)) or judged[-1])
+    plain = shipped(PROMPT, retake=0, generator=seeded(), **options).frames
+    assert judged == []
+    kept = shipped(PROMPT, retake=2, generator=seeded(), **options).frames
+    assert judged == [0.0] * 3 and (kept == plain).all()  # frames 1–3 judged once each: one take
+    generator = seeded()
+    takes = [shipped(PROMPT, retake=0, generator=generator, **options).frames for _ in range(3)]
+    assert not (takes[1] == takes[0]).all()
+    fades = iter([0.0, 0.5, 0.0] + [0.0, 0.0, 0.0])  # take 1 fades at frame 2; take 2 passes
+    monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: next(fades))
+    assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
+    fades = iter([0.2, 0.0, 0.0] + [0.3, 0.0, 0.0] + [0.0, 0.0, 0.1])  # none passes: take 3's fade is least
+    monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: next(fades))
+    assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[2]).all()
+
+
 def test_generate_needs_no_model_arguments(tmp_path, capsys):
     out = tmp_path / "video.mp4"
     assert main(["generate", PROMPT, "--frames", "4", "--steps", "5", "--out", str(out)]) == 0

@@ -18,7 +18,7 @@ from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry, drawn_objects
-from .redraw import jump
+from .redraw import fade, jump
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .track import TRACKS, TrackKeeper
@@ -98,6 +98,11 @@ class GenerationConfig:
     #     evenly spaced between the first draw's step and the schedule's end (keeping more of the start each
     #     time: `sampling.redraw_later`), and the draw that keeps its objects best is kept; needs
     #     flow_words, word_binding appearance
+    retake: int = 0  # N: autoregressive mode, a video in which an object of frame 0 has faded in some frame to
+    #     under a third of its places there (`redraw.fade`: one passing behind another, two that meet becoming
+    #     one) is drawn again from the start, frame 0 too, with new noise, up to N times, and the take whose worst
+    #     fade is least is kept; the video is held whole until then (memory grows with num_frames); needs
+    #     flow_words, word_binding appearance
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -131,6 +136,7 @@ class GenerationConfig:
               " | ".join(FIRST_FRAME_PICKS))
         check(self.first_frame_retries >= 0, "first_frame_retries", self.first_frame_retries, "an integer ≥ 0")
         check(self.redraw >= 0, "redraw", self.redraw, "an integer ≥ 0")
+        check(self.retake >= 0, "retake", self.retake, "an integer ≥ 0")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -314,6 +320,9 @@ class VideoPipeline:
         check(config.redraw == 0 or binds, "redraw", config.redraw,
               "0 with this adapter (judging a frame's objects needs one trained with flow_words and word_binding "
               "appearance)")
+        check(config.retake == 0 or binds, "retake", config.retake,
+              "0 with this adapter (judging a frame's objects needs one trained with flow_words and word_binding "
+              "appearance)")
         m = self.size_multiple
         for name in ("height", "width"):
             value = getattr(config, name)
@@ -404,7 +413,8 @@ class VideoPipeline:
     def stream(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,
                guess: Callable | None = None, **options) -> Iterator[np.ndarray]:
         """Autoregressive generation, one (height, width, 3) uint8 frame at a time, memory flat in
-        `num_frames`. Options are the fields of `GenerationConfig`. `guess`, a callable (i, history: {j: latents
+        `num_frames` (with `retake`, each take is held whole until it is judged). Options are the fields of
+        `GenerationConfig`. `guess`, a callable (i, history: {j: latents
         (1, c, h, w)}) → the latents frame i starts from (or None: noise), replaces the `start` option (an oracle's
         start in a benchmark, say)."""
         config = self._config(prompt, options)
@@ -412,6 +422,24 @@ class VideoPipeline:
               "'autoregressive' for stream (joint mode holds all frames at once)")
         prefix = self._given_frames(config, image, video)
         text, null_text = self._texts(prompt, config)
+        if config.retake == 0:
+            for _, decoded in self._take(config, text, null_text, prefix, generator, guess):
+                yield to_uint8(decoded)[0]
+            return
+        best, least = [], float("inf")
+        for _ in range(config.retake + 1):
+            take = list(self._take(config, text, null_text, prefix, generator, guess))
+            first = self.bind(take[0][0], text)[0, :-1]
+            worst = max((fade(first, self.bind(x, text)[0, :-1]) for x, _ in take[1:]), default=0.0)
+            if worst < least:
+                best, least = take, worst
+            if least <= 0:
+                break
+        for _, decoded in best:
+            yield to_uint8(decoded)[0]
+
+    def _take(self, config: GenerationConfig, text, null_text, prefix, generator, guess) -> Iterator:
+        """One draw of an autoregressive video: (latents, decoded) per frame, one at a time (`stream`)."""
         last = {}  # the latest frame and its decode for the video, which the image-space carry warps as it is
         bound = {}  # the latest latents bound and their binding: the layered carry and the keeper share it
 
@@ -450,7 +478,7 @@ class VideoPipeline:
                                         redraws=config.redraw, device=self.device, dtype=self.dtype)
         for latent in latents:
             last.update(latent=latent, image=self._decode(latent))
-            yield to_uint8(last["image"])[0]
+            yield latent, last["image"]
 
     @torch.no_grad()
     def first_frame_candidates(self, prompt: str, *, generator: torch.Generator | None = None,

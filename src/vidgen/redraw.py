@@ -15,6 +15,13 @@ Objects are those of the word binding (`layers.objects`). An object is kept when
 the frame lies within one place of its region in the start (a region is a few places wider than its object,
 so an object moved by the denoiser's small shifts, or coming out from behind another, keeps most of it). Words
 the start does not bind (an object coming into view) are not judged.
+
+A frame can keep every object of its start and still lose one over a few frames: an object fading as it passes
+behind another (14 → 5 → 3 places, each where the start had it), or two that meet and slowly become one. Each
+frame's start already holds the loss, so the redraw has nothing to keep. The video's first frame still does:
+`fade` compares each frame with it, and a video in which an object of frame 0 holds under FADE of its places
+there in some frame is drawn again from the start, a new frame 0 too (`retake`, `VideoPipeline.stream`): the
+loss comes from where frame 0 put the objects, so drawing the last few frames again loses the object again.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ KEEP = 0.5  # share of an object's region in the frame that must lie within one 
 SMALLEST = 1 / 32  # share of the frame's places a start region needs to be judged: smaller ones are a few places
 #     at an object's edge bound to another of its words, which the next frame need not bind (1–6 places, where the
 #     shapes world's objects bind 25–85 of 256)
+FADE = 1 / 3  # share of its places in frame 0 an object may shrink to before the video is drawn again (a single
+#     object's region swings between about ½ and 1 of its frame-0 size from frame to frame)
 
 
 def kept_share(start: torch.Tensor, frame: torch.Tensor) -> float:
@@ -51,3 +60,18 @@ def jump(start: torch.Tensor, frame: torch.Tensor) -> float:
     """How far a frame falls short of keeping its objects (`sample_autoregressive`'s judge): 0 when every object
     of the start keeps at least KEEP of its region, else what it lacks, KEEP − `kept_share`."""
     return max(0.0, KEEP - kept_share(start, frame))
+
+
+def fade(first: torch.Tensor, frame: torch.Tensor) -> float:
+    """How far `frame` falls short of keeping the objects of the video's first frame (bindings (L, h, w), still
+    key left out): 0 when every object of `first` whose region holds at least SMALLEST of its places holds at least
+    FADE of them in `frame` (anywhere: objects move), else the largest shortfall, FADE − its share."""
+    before, after = objects(first), objects(frame)
+    worst = 0.0
+    for word, region in before.items():
+        places = float(region.sum())
+        if places < SMALLEST * region.numel():
+            continue
+        now = after.get(word)
+        worst = max(worst, FADE - (0.0 if now is None else float(now.sum())) / places)
+    return worst
