@@ -39,15 +39,19 @@ FADE = 1 / 3  # share of its places in frame 0 an object may shrink to before th
 #     object's region swings between about ½ and 1 of its frame-0 size from frame to frame)
 
 
+def judged(weights: torch.Tensor) -> dict[int, torch.Tensor]:
+    """The objects of a binding (L, h, w; still key left out) that the judges below judge: word → region
+    (`layers.objects`) for the regions that hold at least SMALLEST of its places."""
+    return {word: region for word, region in objects(weights).items() if region.sum() >= SMALLEST * region.numel()}
+
+
 def kept_share(start: torch.Tensor, frame: torch.Tensor) -> float:
     """The least share, over the objects of the start's binding `start` (L, h, w; still key left out) whose
     regions hold at least SMALLEST of its places, of its region in `frame`'s binding that lies within one place of
     its region in the start (0 for an object the frame does not bind at all); 1 when there is no such object."""
-    before, after = objects(start), objects(frame)
+    after = objects(frame)
     share = 1.0
-    for word, region in before.items():
-        if region.sum() < SMALLEST * region.numel():
-            continue
+    for word, region in judged(start).items():
         now = after.get(word)
         if now is None:
             return 0.0
@@ -66,12 +70,10 @@ def fade(first: torch.Tensor, frame: torch.Tensor) -> float:
     """How far `frame` falls short of keeping the objects of the video's first frame (bindings (L, h, w), still
     key left out): 0 when every object of `first` whose region holds at least SMALLEST of its places holds at least
     FADE of them in `frame` (anywhere: objects move), else the largest shortfall, FADE − its share."""
-    before, after = objects(first), objects(frame)
+    after = objects(frame)
     worst = 0.0
-    for word, region in before.items():
+    for word, region in judged(first).items():
         places = float(region.sum())
-        if places < SMALLEST * region.numel():
-            continue
         now = after.get(word)
         worst = max(worst, FADE - (0.0 if now is None else float(now.sum())) / places)
     return worst
