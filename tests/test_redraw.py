@@ -1,12 +1,13 @@
 """Drawing a frame again when an object jumped (`redraw`): the judge on bindings built by hand, and the sampler's
-redraws against the closed form of a model that predicts no noise; and the fade judge."""
+redraws against the closed form of a model that predicts no noise; and the judges of a whole video (fade,
+turns)."""
 
 import pytest
 import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share
+from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share, turns
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
 
@@ -125,3 +126,35 @@ def test_an_object_of_frame_0_fades_when_it_keeps_under_a_third_of_its_places_an
     edge = binding((2, 2, 3, 3), (5, 2, 1, 2))  # two places bound to word 1 at the object's edge: not an object
     assert fade(edge, binding((2, 2, 3, 3))) == 0.0
     assert fade(binding(), binding((2, 2, 3, 3))) == 0.0  # nothing in frame 0: nothing to lose
+
+
+
+def steps(*moves: tuple[float, float]) -> torch.Tensor:
+    """(2, H, W): the word field's step as the caption says it, word k's (x, y) move over the k-th third of the
+    rows (the field is read at p + step, so an object moving right by 1 has the step (−1, 0))."""
+    field = torch.zeros(2, H, W)
+    for k, (x, y) in enumerate(moves):
+        field[0, 4 * k:4 * k + 4], field[1, 4 * k:4 * k + 4] = -x, -y
+    return field
+
+
+def track(*xs: int, still: tuple[int, int] = (5, 6)) -> list[torch.Tensor]:
+    """Bindings of a video: word 0's 3×3 object at rows 1–3 and columns x, x+1, x+2 per frame (0: unbound), word
+    1's standing at `still` (top, left)."""
+    return [binding((1, x, 3 if x else 0, 3), (*still, 3, 3)) for x in xs]
+
+
+def test_an_object_turning_back_away_from_the_border_counts_and_a_bounce_or_a_slow_object_does_not():
+    """Word 0 (rows 0–3) moves right 1 place a frame; word 1 (rows 4–7) stands still. W = 12: an object at
+    columns 8–10 lies within BORDER of the right edge."""
+    fast = steps((1, 0), (0, 0))
+    assert turns(track(1, 2, 3, 4), fast) == 0
+    assert turns(track(1, 2, 3, 2, 1), fast) == 1  # back at columns 3–5, far from the edge
+    assert turns(track(6, 7, 8, 7, 6), fast) == 0  # back at columns 8–10: a bounce at the right edge
+    assert turns(track(6, 7, 8, 7, 6, 5, 6), fast) == 1  # a bounce, then a turn away from the left edge
+    assert turns(track(1, 2, 0, 3, 2), fast) == 1  # a frame that does not bind it: its pairs are left out
+    assert turns(track(1, 2, 3, 2, still=(5, 2)), fast) == 1  # the still object moving is not a turn
+    assert turns(track(1, 2, 3, 2), steps((0.4, 0), (0, 0))) == 0  # words that move it under TURN_STEP
+    assert turns(track(1, 2, 3, 4), steps((-1, 0), (0, 0))) == 0  # words that move it left: at the left edge,
+    assert turns(track(2, 3, 4), steps((-1, 0), (0, 0))) == 1  # a bounce; a place further in, a turn
+    assert turns([binding(), *track(2, 3, 2)], fast) == 0  # nothing in frame 0: nothing to judge

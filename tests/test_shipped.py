@@ -77,15 +77,17 @@ def test_redraw_judges_frames_by_the_shipped_binding_and_draws_a_rejected_frame_
     assert (again[:2] == plain[:2]).all() and not (again[2] == plain[2]).all()
 
 
-def test_retake_draws_a_video_again_when_an_object_of_frame_0_fades_and_keeps_the_least_faded(shipped, monkeypatch):
+def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_short_take(shipped, monkeypatch):
     """A single object keeps its places in every frame: one take, the same video as without `retake`. A take
-    judged faded is drawn again from the start with the generator's next draws, and the take with the least fade
-    is kept: the first passing one, or the least faded when none passes."""
+    judged faded (or, with `retake_turns`, turning in mid-frame) is drawn again from the start with the
+    generator's next draws, and the first passing take is kept, or when none passes the least faded (with
+    `retake_turns`, of those the one that turns least)."""
     import vidgen.pipeline
 
     real, judged = vidgen.pipeline.fade, []
-    options = dict(num_frames=4)
+    options = dict(num_frames=4, retake_turns=False)
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: pytest.fail("turns are not judged"))
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: judged.append(real(first, frame)) or judged[-1])
     plain = shipped(PROMPT, retake=0, generator=seeded(), **options).frames
     assert judged == []
@@ -99,6 +101,15 @@ def test_retake_draws_a_video_again_when_an_object_of_frame_0_fades_and_keeps_th
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
     fades = iter([0.2, 0.0, 0.0] + [0.3, 0.0, 0.0] + [0.0, 0.0, 0.1])  # none passes: take 3's fade is least
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: next(fades))
+    assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[2]).all()
+    # with turns judged too: the least fade first, then the fewest turns
+    fades = iter([0.0] * 6 + [0.1, 0.0, 0.0] + [0.0] * 6)
+    monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: next(fades))
+    counts = iter([1, 0] + [0, 2, 1])
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: next(counts))
+    options["retake_turns"] = True
+    assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()  # take 1 turns
+    # none passes: take 1 fades (and turns none), take 2 turns twice, take 3 once: take 3 is kept
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[2]).all()
 
 

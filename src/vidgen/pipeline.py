@@ -18,7 +18,7 @@ from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry, drawn_objects
-from .redraw import fade, jump
+from .redraw import fade, jump, turns
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .track import TRACKS, TrackKeeper
@@ -101,8 +101,13 @@ class GenerationConfig:
     retake: int = 0  # N: autoregressive mode, a video in which an object of frame 0 has faded in some frame to
     #     under a third of its places there (`redraw.fade`: one passing behind another, two that meet becoming
     #     one) is drawn again from the start, frame 0 too, with new noise, up to N times, and the take whose worst
-    #     fade is least is kept; the video is held whole until then (memory grows with num_frames); needs
-    #     flow_words, word_binding appearance
+    #     fade is least is kept (with retake_turns, of those, the one with the fewest turns); the video is held
+    #     whole until then (memory grows with num_frames); needs flow_words, word_binding appearance
+    retake_turns: bool = False  # with retake (else ignored): a take in which an object of frame 0 moving at
+    #     least TURN_STEP latent places a frame turns back away from the frame's border (`redraw.turns`: where two
+    #     objects would meet, the adapter stalls one and turns it) is drawn again too; an object kept comes first,
+    #     so a take that turns is kept over one that fades; a prior of the demo's shapes world, whose objects turn
+    #     only at walls: leave it off for real videos
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -426,14 +431,15 @@ class VideoPipeline:
             for _, decoded in self._take(config, text, null_text, prefix, generator, guess):
                 yield to_uint8(decoded)[0]
             return
-        best, least = [], float("inf")
+        best, least = [], (float("inf"), 0)
         for _ in range(config.retake + 1):
             take = list(self._take(config, text, null_text, prefix, generator, guess))
-            first = self.bind(take[0][0], text)[0, :-1]
-            worst = max((fade(first, self.bind(x, text)[0, :-1]) for x, _ in take[1:]), default=0.0)
-            if worst < least:
-                best, least = take, worst
-            if least <= 0:
+            bindings = [self.bind(x, text)[0, :-1] for x, _ in take]
+            short = (max((fade(bindings[0], b) for b in bindings[1:]), default=0.0),  # objects kept first,
+                     turns(bindings, self.caption_steps(take[0][0], text)[0]) if config.retake_turns else 0)  # paths
+            if short < least:
+                best, least = take, short
+            if least == (0, 0):
                 break
         for _, decoded in best:
             yield to_uint8(decoded)[0]
@@ -549,13 +555,23 @@ class VideoPipeline:
         peak = self.bind(latents, text)[:, :-1].flatten(2).amax(2)  # (K, L): the still key left out
         return torch.floor(peak.pow(4).sum(1) + 0.1)
 
+    def caption_steps(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The adapter's word field's displacement of latents (K, c, h, w) as the caption (`text`, an
+        `encode_prompt` output) says it, never turned: (K, 2, h, w), in latent places (`WordField.forward`)."""
+        field, words = self._word_field(text)
+        return field(latents.to(self.dtype), words.expand(len(latents), -1, -1))
+
     def bind(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The adapter's word field's binding of latents (K, c, h, w) to the caption (`text`, an `encode_prompt`
         output): (K, L + 1, h, w), each place's softmax over the words and, last, the still key
         (`WordField.bind`)."""
-        field = self.denoiser.adapter.spatial.word_field
-        words = split_text(text, self.denoiser.unet.config.cross_attention_dim)[1]
+        field, words = self._word_field(text)
         return field.bind(latents.to(self.dtype), words.expand(len(latents), -1, -1))[0]
+
+    def _word_field(self, text: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
+        """The adapter's word field and the caption's words it reads (1, L, D) from `text`."""
+        words = split_text(text, self.denoiser.unet.config.cross_attention_dim)[1]
+        return self.denoiser.adapter.spatial.word_field, words
 
     @torch.no_grad()
     def base_denoising_error(self, latents: torch.Tensor, text: torch.Tensor, generator=None,

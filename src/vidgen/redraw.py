@@ -22,6 +22,11 @@ frame's start already holds the loss, so the redraw has nothing to keep. The vid
 `fade` compares each frame with it, and a video in which an object of frame 0 holds under FADE of its places
 there in some frame is drawn again from the start, a new frame 0 too (`retake`, `VideoPipeline.stream`): the
 loss comes from where frame 0 put the objects, so drawing the last few frames again loses the object again.
+
+An object can also stay in view and leave its path: where two objects would meet, the adapter stalls one and
+turns it back in mid-frame (model card, "Turns in mid-frame"). The shapes world's objects turn only at the
+frame's border, so `turns` counts an object's turns away from it, and `retake` draws such a video again as well
+(option `retake_turns`: a prior of the demo's world, not of real videos, whose objects turn anywhere).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ SMALLEST = 1 / 32  # share of the frame's places a start region needs to be judg
 #     shapes world's objects bind 25–85 of 256)
 FADE = 1 / 3  # share of its places in frame 0 an object may shrink to before the video is drawn again (a single
 #     object's region swings between about ½ and 1 of its frame-0 size from frame to frame)
+TURN_STEP = 0.45  # places a frame: `turns` judges objects that their words move at least this far (a slow object
+#     moves ¼ place a frame in the shapes world, below its region's centre's jitter from frame to frame)
+TURN_BACK = 0.3  # places: a move at least this far against an object's direction turns it
+BORDER = 1  # places: a turn with the object within this of the edge it moved to is a bounce
 
 
 def judged(weights: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -77,3 +86,42 @@ def fade(first: torch.Tensor, frame: torch.Tensor) -> float:
         now = after.get(word)
         worst = max(worst, FADE - (0.0 if now is None else float(now.sum())) / places)
     return worst
+
+
+
+def centre(region: torch.Tensor) -> torch.Tensor:
+    """(x, y), in places, of a region (h, w) bool's centre."""
+    ys, xs = region.nonzero(as_tuple=True)
+    return torch.stack([xs.float().mean(), ys.float().mean()])
+
+
+def at_border(region: torch.Tensor, ahead: torch.Tensor) -> bool:
+    """Whether a region (h, w) bool lies within BORDER places of the frame's edge that the direction `ahead`
+    (x, y; a unit vector along x or y, as the shapes world's motions are) points to."""
+    ys, xs = region.nonzero(as_tuple=True)
+    (h, w), (x, y) = region.shape, ahead.tolist()
+    return bool((x > 0.5 and xs.max() >= w - 1 - BORDER) or (x < -0.5 and xs.min() <= BORDER)
+                or (y > 0.5 and ys.max() >= h - 1 - BORDER) or (y < -0.5 and ys.min() <= BORDER))
+
+
+def turns(bindings: list[torch.Tensor], step: torch.Tensor) -> int:
+    """How many times the objects of a video's first frame turn back away from the frame's border.
+    bindings: per frame (L, h, w), still key left out; step: the word field's displacement of the first frame
+    as the caption says it (2, h, w: x, y; the field is read at p + step, so an object moves by −step). Each
+    object of the first frame that is judged (`judged`) and that its words move at least TURN_STEP places a
+    frame (the step's mean over its region) keeps a direction, at first its words', which flips at each move,
+    between consecutive frames that both bind it, of at least TURN_BACK places against it; a flip counts unless
+    the object's region in the earlier frame lies within BORDER places of the edge it was moving to (a bounce)."""
+    regions = [objects(b) for b in bindings]
+    count = 0
+    for word, region in judged(bindings[0]).items():
+        along = -step[:, region].mean(1).float()
+        if float(along.norm()) < TURN_STEP:
+            continue
+        ahead = along / along.norm()
+        for before, after in zip(regions, regions[1:]):
+            if word in before and word in after and float((centre(after[word]) - centre(before[word])) @ ahead) \
+                    <= -TURN_BACK:
+                count += not at_border(before[word], ahead)
+                ahead = -ahead
+    return count

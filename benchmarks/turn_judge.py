@@ -1,0 +1,75 @@
+"""Which videos of a scored folder the whole-video judges flag, and how much of the trajectory error they hold:
+each mp4 is encoded again by the shipped VAE and bound by the shipped adapter's word field, and `redraw.turns`
+(an object turning back away from the frame's border) and `redraw.fade` (an object of frame 0 shrinking to under
+FADE of its places) are read off the bindings, as `retake` reads them off a take's latents (which bind a little
+differently from latents encoded again from the mp4, so a flag here is an estimate of the sampler's).
+
+Per folder: the videos each judge flags, with their trajectory error, and the share of the folder's squared
+error they hold.
+
+    python benchmarks/turn_judge.py runs/sweep/retake-s1 runs/sweep/retake-s2 runs/sweep/retake-s3
+    # writes benchmarks/results/turn_judge.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from common import cli, folder_benchmark
+
+from vidgen import VideoPipeline
+from vidgen.data.video_folder import read_captions
+from vidgen.eval.scorer import score_video
+from vidgen.redraw import fade, turns
+from vidgen.video import read_video
+
+PIPE: list[VideoPipeline] = []
+
+
+@torch.no_grad()
+def judge(pipe: VideoPipeline, frames, caption: str) -> tuple[float, int]:
+    """(the worst fade, the turns) of a video (f, H, W, 3) uint8 under its caption."""
+    latents = pipe.encode_frames(frames)
+    text = pipe.encode_prompt(caption)
+    bindings = [pipe.bind(x[None], text)[0, :-1] for x in latents]
+    worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
+    return worst, turns(bindings, pipe.caption_steps(latents[:1], text)[0])
+
+
+def measure(folder: Path) -> dict:
+    if not PIPE:
+        PIPE.append(VideoPipeline.from_pretrained())
+    videos = []
+    for path, caption in read_captions(folder):
+        frames = read_video(path)
+        errors = score_video(frames, caption).details["path_error_by_object"]
+        squared = sum(e for errs in errors for e in errs if e is not None)
+        count = sum(e is not None for errs in errors for e in errs)
+        worst, turned = judge(PIPE[0], frames, caption)
+        videos.append({"video": path.name, "caption": caption, "squared_px2": round(squared, 1),
+                       "trajectory_rmse": round((squared / max(count, 1)) ** 0.5, 2), "object_frames": count,
+                       "fade": round(worst, 3), "turns": turned})
+    total = sum(v["squared_px2"] for v in videos) or 1.0
+
+    def flagged(rule) -> dict:
+        hit = [v for v in videos if rule(v)]
+        return {"videos": [f"{v['video']} {v['trajectory_rmse']} px" for v in hit],
+                "share_of_squared_error": round(sum(v["squared_px2"] for v in hit) / total, 3)}
+
+    return {"videos": videos, "turns": flagged(lambda v: v["turns"] > 0),
+            "fade": flagged(lambda v: v["fade"] > 0),
+            "either": flagged(lambda v: v["turns"] > 0 or v["fade"] > 0)}
+
+
+def show(result: dict) -> str:
+    return "; ".join(f"{judge} flags {len(r['videos'])} ({r['share_of_squared_error']:.0%} of the squared error): "
+                     + ", ".join(r["videos"]) for judge, r in result.items() if judge != "videos")
+
+
+def main() -> None:
+    folder_benchmark(__doc__.splitlines()[0], "turn_judge", measure, show)
+
+
+if __name__ == "__main__":
+    cli(main)
