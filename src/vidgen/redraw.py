@@ -24,9 +24,10 @@ there in some frame is drawn again from the start, a new frame 0 too (`retake`, 
 loss comes from where frame 0 put the objects, so drawing the last few frames again loses the object again.
 
 An object can also stay in view and leave its path: where two objects would meet, the adapter stalls one and
-turns it back in mid-frame (model card, "Turns in mid-frame"). The shapes world's objects turn only at the
-frame's border, so `turns` counts an object's turns away from it, and `retake` draws such a video again as well
-(option `retake_turns`: a prior of the demo's world, not of real videos, whose objects turn anywhere).
+turns it back in mid-frame (model card, "Drawing the video again when an object turns in mid-frame"). The shapes
+world's objects turn only at the frame's border, so `turns` counts an object's turns away from it, and `retake`
+draws such a video again as well (option `retake_turns`: a prior of the demo's world, not of real videos, whose
+objects turn anywhere).
 """
 
 from __future__ import annotations
@@ -86,7 +87,6 @@ def fade(first: torch.Tensor, frame: torch.Tensor) -> float:
         now = after.get(word)
         worst = max(worst, FADE - (0.0 if now is None else float(now.sum())) / places)
     return worst
-
 
 
 def centre(region: torch.Tensor) -> torch.Tensor:
