@@ -21,7 +21,6 @@ from common import cli, folder_benchmark
 from vidgen import VideoPipeline
 from vidgen.data.video_folder import read_captions
 from vidgen.eval.scorer import score_video
-from vidgen.redraw import fade, turns
 from vidgen.video import read_video
 
 PIPE: list[VideoPipeline] = []
@@ -29,12 +28,8 @@ PIPE: list[VideoPipeline] = []
 
 @torch.no_grad()
 def judge(pipe: VideoPipeline, frames, caption: str) -> tuple[float, int]:
-    """(the worst fade, the turns) of a video (f, H, W, 3) uint8 under its caption."""
-    latents = pipe.encode_frames(frames)
-    text = pipe.encode_prompt(caption)
-    bindings = [pipe.bind(x[None], text)[0, :-1] for x in latents]
-    worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
-    return worst, turns(bindings, pipe.caption_steps(latents[:1], text)[0])
+    """(the worst fade, the turns) of a video (f, H, W, 3) uint8 under its caption (`VideoPipeline.judge_take`)."""
+    return pipe.judge_take(list(pipe.encode_frames(frames)[:, None]), pipe.encode_prompt(caption))
 
 
 def measure(folder: Path) -> dict:

@@ -434,9 +434,7 @@ class VideoPipeline:
         best, least = [], (float("inf"), 0)
         for _ in range(config.retake + 1):
             take = list(self._take(config, text, null_text, prefix, generator, guess))
-            bindings = [self.bind(x, text)[0, :-1] for x, _ in take]
-            short = (max((fade(bindings[0], b) for b in bindings[1:]), default=0.0),  # objects kept first,
-                     turns(bindings, self.caption_steps(take[0][0], text)[0]) if config.retake_turns else 0)  # paths
+            short = self.judge_take([x for x, _ in take], text, config.retake_turns)
             if short < least:
                 best, least = take, short
             if least == (0, 0):
@@ -554,6 +552,15 @@ class VideoPipeline:
         a frame that draws one object twice and leaves out the other binds one word fewer."""
         peak = self.bind(latents, text)[:, :-1].flatten(2).amax(2)  # (K, L): the still key left out
         return torch.floor(peak.pow(4).sum(1) + 0.1)
+
+    def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor,
+                   judge_turns: bool = True) -> tuple[float, int]:
+        """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0, its
+        `redraw.turns`, or 0 unless `judge_turns`), objects kept first, then paths; (0, 0) passes. latents: per
+        frame (1, c, h, w); text: an `encode_prompt` output."""
+        bindings = [self.bind(x, text)[0, :-1] for x in latents]
+        worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
+        return worst, turns(bindings, self.caption_steps(latents[0], text)[0]) if judge_turns else 0
 
     def caption_steps(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The adapter's word field's displacement of latents (K, c, h, w) as the caption (`text`, an
