@@ -29,7 +29,7 @@ PIPE: list[VideoPipeline] = []
 @torch.no_grad()
 def judge(pipe: VideoPipeline, frames, caption: str) -> tuple[float, int]:
     """(the worst fade, the turns) of a video (f, H, W, 3) uint8 under its caption (`VideoPipeline.judge_take`)."""
-    return pipe.judge_take(list(pipe.encode_frames(frames)[:, None]), pipe.encode_prompt(caption))
+    return pipe.judge_take(list(pipe.encode_frames(frames)[:, None]), pipe.encode_prompt(caption))[:2]
 
 
 def measure(folder: Path) -> dict:

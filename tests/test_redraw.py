@@ -1,13 +1,13 @@
 """Drawing a frame again when an object jumped (`redraw`): the judge on bindings built by hand, and the sampler's
 redraws against the closed form of a model that predicts no noise; and the judges of a whole video (fade,
-turns)."""
+turns, walls)."""
 
 import pytest
 import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share, turns
+from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share, turns, walls
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
 
@@ -158,3 +158,28 @@ def test_an_object_turning_back_away_from_the_border_counts_and_a_bounce_or_a_sl
     assert turns(track(1, 2, 3, 4), steps((-1, 0), (0, 0))) == 0  # words that move it left: at the left edge,
     assert turns(track(2, 3, 4), steps((-1, 0), (0, 0))) == 1  # a bounce; a place further in, a turn
     assert turns([binding(), *track(2, 3, 2)], fast) == 0  # nothing in frame 0: nothing to judge
+
+
+def drawn(weights: torch.Tensor, scale: int = 4) -> torch.Tensor:
+    """(1, 3, scale·H, scale·W) in [-1, 1]: a gray frame with a red object on each word's bound places."""
+    image = torch.zeros(1, 3, scale * H, scale * W)
+    ink = weights.amax(0).repeat_interleave(scale, 0).repeat_interleave(scale, 1) == 1.0
+    image[0, 0][ink], image[0, 1][ink], image[0, 2][ink] = 1.0, -1.0, -1.0
+    return image
+
+
+def test_an_object_of_frame_0_whose_caption_moves_it_past_the_edge_ahead_counts_and_others_do_not():
+    """Word 0 (rows 0–3 of `steps`) at places 8–10 of 12: its pixels end at x = 43 of a 48-px frame (4 px a
+    place); word 1 stands at rows 5–7. Past the edge: more than PAST px beyond the last pixel, 47."""
+    first = binding((1, 8, 3, 3), (5, 2, 3, 3))
+    count = lambda weights, *moves: walls(drawn(weights), weights, steps(*moves), 4)  # noqa: E731
+    assert count(first, (1, 0), (0, 0)) == 0  # 4 px: to x = 47, the edge, not past it
+    assert count(first, (1.2, 0), (0, 0)) == 1  # 4.8 px: past it; the world would bounce it at once
+    assert count(first, (-1.2, 0), (0, 0)) == 0  # moving away from it
+    assert count(first, (0, 1.2), (0, 0)) == 0  # moving down, far from the bottom
+    at_edge = binding((1, 9, 3, 3), (5, 0, 3, 3))  # word 0 touches the right edge, word 1 the left
+    assert count(at_edge, (0.1, 0), (-0.1, 0)) == 0  # under MOVING: still objects touching the edge
+    assert count(at_edge, (0.25, 0), (-0.25, 0)) == 2  # slow (1 px a frame), both into the edge they touch
+    assert count(at_edge, (0.25, 0), (0, 0.25)) == 1  # word 1 down, along the edge it touches
+    assert count(binding((0, 4, 3, 3)), (0, -0.25)) == 1  # up into the top edge
+    assert count(binding(), (1.2, 0), (0, 0)) == 0  # nothing in frame 0: nothing to judge

@@ -81,7 +81,8 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     """A single object keeps its places in every frame: one take, the same video as without `retake`. A take
     judged faded (or, with `retake_turns`, turning in mid-frame) is drawn again from the start with the
     generator's next draws, and the first passing take is kept, or when none passes the least faded (with
-    `retake_turns`, of those the one that turns least)."""
+    `retake_turns`, of those the one that turns least; with `retake_walls`, of those the one whose frame 0 puts
+    fewest objects at a wall, unless frame 0 is given)."""
     import vidgen.pipeline
 
     real, judged = vidgen.pipeline.fade, []
@@ -111,6 +112,19 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()  # take 1 turns
     # none passes: take 1 fades (and turns none), take 2 turns twice, take 3 once: take 3 is kept
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[2]).all()
+    # with frame 0 judged too, after the fade and the turns: take 1 puts an object at a wall, take 2 does not
+    monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: 0.0)
+    counts, walled = iter([0, 0] + [1, 0, 1]), iter([1, 0] + [1, 2, 0])
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: next(counts))
+    monkeypatch.setattr(vidgen.pipeline, "walls", lambda image, weights, step, scale: next(walled))
+    options["retake_walls"] = True
+    assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
+    # none passes: (0, 1, 1), (0, 0, 2), (0, 1, 0): the fewest turns first, so take 2 is kept
+    assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
+    # a first frame given: not judged, so the first take passes
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: 0)
+    monkeypatch.setattr(vidgen.pipeline, "walls", lambda *a: pytest.fail("a given frame 0 is not judged"))
+    shipped(PROMPT, image=takes[0][0], retake=2, generator=seeded(), **options)
 
 
 def test_generate_needs_no_model_arguments(tmp_path, capsys):

@@ -18,7 +18,7 @@ from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry, drawn_objects
-from .redraw import fade, jump, turns
+from .redraw import fade, jump, turns, walls
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .track import TRACKS, TrackKeeper
@@ -108,6 +108,10 @@ class GenerationConfig:
     #     objects would meet, the adapter stalls one and turns it) is drawn again too; an object kept comes first,
     #     so a take that turns is kept over one that fades; a prior of the demo's shapes world, whose objects turn
     #     only at walls: leave it off for real videos
+    retake_walls: bool = False  # with retake (else ignored), when the video draws its own frame 0: a take whose
+    #     frame 0 puts an object at the frame's edge moving into it (`redraw.walls`: frame 1 cannot turn it, so it
+    #     turns late and stays off its path) is drawn again too, judged after the fade and the turns; like
+    #     retake_turns, a prior of the demo's shapes world, whose objects turn at once at a wall
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -431,13 +435,14 @@ class VideoPipeline:
             for _, decoded in self._take(config, text, null_text, prefix, generator, guess):
                 yield to_uint8(decoded)[0]
             return
-        best, least = [], (float("inf"), 0)
+        best, least = [], (float("inf"), 0, 0)
         for _ in range(config.retake + 1):
             take = list(self._take(config, text, null_text, prefix, generator, guess))
-            short = self.judge_take([x for x, _ in take], text, config.retake_turns)
+            short = self.judge_take([x for x, _ in take], text, config.retake_turns,
+                                    config.retake_walls and prefix is None)
             if short < least:
                 best, least = take, short
-            if least == (0, 0):
+            if not any(least):
                 break
         for _, decoded in best:
             yield to_uint8(decoded)[0]
@@ -553,14 +558,17 @@ class VideoPipeline:
         peak = self.bind(latents, text)[:, :-1].flatten(2).amax(2)  # (K, L): the still key left out
         return torch.floor(peak.pow(4).sum(1) + 0.1)
 
-    def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor,
-                   judge_turns: bool = True) -> tuple[float, int]:
+    def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
+                   judge_walls: bool = False) -> tuple[float, int, int]:
         """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0, its
-        `redraw.turns`, or 0 unless `judge_turns`), objects kept first, then paths; (0, 0) passes. latents: per
-        frame (1, c, h, w); text: an `encode_prompt` output."""
+        `redraw.turns`, or 0 unless `judge_turns`, frame 0's `redraw.walls`, or 0 unless `judge_walls`), objects
+        kept first, then paths, then frame 0; all 0 passes. latents: per frame (1, c, h, w); text: an
+        `encode_prompt` output."""
         bindings = [self.bind(x, text)[0, :-1] for x in latents]
         worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
-        return worst, turns(bindings, self.caption_steps(latents[0], text)[0]) if judge_turns else 0
+        step = self.caption_steps(latents[0], text)[0] if judge_turns or judge_walls else None
+        return (worst, turns(bindings, step) if judge_turns else 0,
+                walls(self._decode(latents[0]), bindings[0], step, self.vae_scale_factor) if judge_walls else 0)
 
     def caption_steps(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The adapter's word field's displacement of latents (K, c, h, w) as the caption (`text`, an

@@ -28,6 +28,11 @@ turns it back in mid-frame (model card, "Drawing the video again when an object 
 world's objects turn only at the frame's border, so `turns` counts an object's turns away from it, and `retake`
 draws such a video again as well (option `retake_turns`: a prior of the demo's world, not of real videos, whose
 objects turn anywhere).
+
+An object that frame 0 draws at the frame's edge, moving into it, should turn at once; frame 1 cannot turn it
+(the word field is turned only once the context shows a motion), so it runs into the edge, stalls and turns a
+frame or two late, and stays off its path for the rest of the video (model card, "Frame 1 cannot turn"). `walls`
+counts such objects in frame 0, and `retake` draws the video again (option `retake_walls`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .layers import objects
+from .layers import backdrop, objects, own_pixels
 
 KEEP = 0.5  # share of an object's region in the frame that must lie within one place of its region in the start
 SMALLEST = 1 / 32  # share of the frame's places a start region needs to be judged: smaller ones are a few places
@@ -47,6 +52,9 @@ TURN_STEP = 0.45  # places a frame: `turns` judges objects that their words move
 #     moves ¼ place a frame in the shapes world, below its region's centre's jitter from frame to frame)
 TURN_BACK = 0.3  # places: a move at least this far against an object's direction turns it
 BORDER = 1  # places: a turn with the object within this of the edge it moved to is a bounce
+MOVING = 0.5  # image px a frame: `walls` judges objects that their words move at least this far along an axis
+PAST = 0.5  # image px: `walls` counts an object whose pixels, moved one step, pass the edge by more than this (its
+#     pixels are those that differ from the background at all, about ⅓ px wider than the object each side)
 
 
 def judged(weights: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -125,3 +133,35 @@ def turns(bindings: list[torch.Tensor], step: torch.Tensor) -> int:
                 count += not at_border(before[word], ahead)
                 ahead = -ahead
     return count
+
+
+def walls(image: torch.Tensor, weights: torch.Tensor, step: torch.Tensor, scale: int) -> int:
+    """How many objects of a video's first frame their caption moves past the frame's edge in one step.
+    image: the frame decoded (1, 3, H, W) in [-1, 1]; weights: its binding (L, h, w), still key left out; step:
+    the word field's displacement of it as the caption says it (2, h, w, latent places; an object moves by
+    −step); `scale` image px a place. Each judged object (`judged`) is its blob of ink (`layers.own_pixels`: the
+    pixels that differ from the background, joined to the one its word binds most) moved by its words' step (the
+    mean over its region, weighted by its binding)."""
+    ground = backdrop(image, objects(weights), scale)
+    if ground is None:
+        return 0
+    count = 0
+    for word, region in judged(weights).items():
+        w = (weights[word] * region).to(image.dtype)
+        along = (step.to(image.dtype) * w).sum((1, 2)) / w.sum() * scale
+        alpha = own_pixels(ground[1], F.interpolate(w[None, None], scale_factor=scale, mode="nearest"))
+        count += past_edge(alpha[0, 0] > 0.5, -along)
+    return count
+
+
+def past_edge(pixels: torch.Tensor, move: torch.Tensor) -> bool:
+    """Whether pixels (H, W) bool, moved by `move` (x, y image px), pass the edge of the frame they move to by more
+    than PAST px, along an axis on which they move at least MOVING px."""
+    ys, xs = pixels.nonzero(as_tuple=True)
+    if len(xs) == 0:
+        return False
+    for low, high, size, d in ((xs.min(), xs.max(), pixels.shape[1], float(move[0])),
+                               (ys.min(), ys.max(), pixels.shape[0], float(move[1]))):
+        if (d >= MOVING and float(high) + d > size - 1 + PAST) or (d <= -MOVING and float(low) + d < -PAST):
+            return True
+    return False
