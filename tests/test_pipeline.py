@@ -145,6 +145,8 @@ def test_first_frame_candidates_open_the_video_with_the_one_of_lowest_denoising_
         live_pipe("a red square", carry_track="across", **SMALL)
     with pytest.raises(VidgenError, match="carry_track: got 'sideways'; expected none \\| across \\| full"):
         live_pipe("a red square", carry_track="sideways", **SMALL)
+    with pytest.raises(VidgenError, match="carry_bounce: got True.*off with this adapter.*flow_words"):
+        live_pipe("a red square", carry_bounce=True, **SMALL)
     with pytest.raises(VidgenError, match="redraw: got 2.*0 with this adapter.*flow_words"):
         live_pipe("a red square", redraw=2, **SMALL)
     with pytest.raises(VidgenError, match="redraw: got -1; expected an integer ≥ 0"):

@@ -170,7 +170,7 @@ def drawn(weights: torch.Tensor, scale: int = 4) -> torch.Tensor:
 
 def test_an_object_of_frame_0_whose_caption_moves_it_past_the_edge_ahead_counts_and_others_do_not():
     """Word 0 (rows 0–3 of `steps`) at places 8–10 of 12: its pixels end at x = 43 of a 48-px frame (4 px a
-    place); word 1 stands at rows 5–7. Past the edge: more than PAST px beyond the last pixel, 47."""
+    place); word 1 stands at rows 5–7. Past the edge: beyond 47.5, half a pixel past the last one."""
     first = binding((1, 8, 3, 3), (5, 2, 3, 3))
     count = lambda weights, *moves: walls(drawn(weights), weights, steps(*moves), 4)  # noqa: E731
     assert count(first, (1, 0), (0, 0)) == 0  # 4 px: to x = 47, the edge, not past it

@@ -127,6 +127,24 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     shipped(PROMPT, image=takes[0][0], retake=2, generator=seeded(), **options)
 
 
+def test_carry_bounce_reads_each_carried_frame_with_its_binding(shipped, monkeypatch):
+    """`carry_bounce`: every carried start (frames 1, 2 of 3) passes through `track.bounce` with the frame before
+    decoded and its binding; without it, none does."""
+    import vidgen.pipeline
+
+    seen = []
+
+    def bounce(image, weights, flow):
+        seen.append((tuple(image.shape), tuple(weights.shape)))
+        return flow
+
+    monkeypatch.setattr(vidgen.pipeline, "bounce", bounce)
+    shipped(PROMPT, num_frames=3, retake=0, carry_bounce=False, generator=torch.Generator().manual_seed(0))
+    assert seen == []
+    shipped(PROMPT, num_frames=3, retake=0, carry_bounce=True, generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 2 and seen[0][0] == (1, 3, 64, 64) and seen[0][1][1:] == (16, 16)
+
+
 def test_generate_needs_no_model_arguments(tmp_path, capsys):
     out = tmp_path / "video.mp4"
     assert main(["generate", PROMPT, "--frames", "4", "--steps", "5", "--out", str(out)]) == 0

@@ -99,3 +99,23 @@ def test_objects_touching_each_other_are_left_as_they_are(gap, taken):
     drawn = torch.maximum(square(left + 0.3, 16.0), square(right, 16.4))
     keeper(drawn, drawn, still)
     assert len(keeper.shifts[-1]) == taken
+
+
+def test_the_carry_turns_an_object_it_would_move_past_the_edge_ahead_by_more_than_bounce_of_its_step():
+    """Word 0's object (rows 0–3 of `test_redraw.steps`) at places 8–10 of 12: its pixels end at x = 43 of a 48-px
+    frame whose edge lies at 47.5. A carry of 4 px (1 place) lands them 0.5 px short of the edge; one of 6 px 1.5 px
+    past it, a quarter of the step (BOUNCE); one of 6.4 px 1.9 px past it, 0.3 of the step. Word 1 stands at rows
+    5–7; places no word binds hold each word at 0.25 (`test_redraw.binding`)."""
+    from vidgen.track import BOUNCE, bounce
+
+    from .test_redraw import binding, drawn, steps
+
+    weights = binding((1, 8, 3, 3), (5, 2, 3, 3))
+    carry = lambda *moves: bounce(drawn(weights), weights, steps(*moves)[None])[0]  # noqa: E731
+    assert BOUNCE == 0.25
+    for moves in (((1, 0), (0, 0)), ((1.5, 0), (0.5, 0)), ((-1.6, 0), (0.5, 0))):  # short, at BOUNCE, away
+        assert torch.equal(carry(*moves), steps(*moves))
+    turned, plain = carry((1.6, 0), (0.5, 0)), steps((1.6, 0), (0.5, 0))
+    assert torch.allclose(turned[:, 1:4, 8:11], -plain[:, 1:4, 8:11])  # its places: reversed
+    assert torch.equal(turned[:, 5:8, 2:5], plain[:, 5:8, 2:5])  # word 1's: as they were
+    assert torch.allclose(turned[:, 0], 0.5 * plain[:, 0])  # a place no word takes: by word 0's weight there

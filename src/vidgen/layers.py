@@ -41,6 +41,7 @@ FULL = 0.9  # an object whose pixel mass is at least this share of the most it h
 HOLD = 8  # frames a look is kept once no place binds its word at all (an object hidden or lost)
 EDGE = (0.1, 0.3)  # colour distance from the background (in [-1, 1] units, RMS over channels): no object → object
 MEET = 2  # with meet: image px within which two objects' pixels have met
+MOVING = 0.5  # image px a frame: `past` reads the axes along which pixels move at least this far
 
 
 def objects(weights: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -117,6 +118,24 @@ def drawn_objects(image: torch.Tensor, weights: torch.Tensor, scale: int) -> int
     specks no word can bind. Two objects that touch are one blob. None where `backdrop` cannot tell."""
     ground = backdrop(image, objects(weights), scale)
     return None if ground is None else blobs(ground[1] > 0.5, scale * scale)
+
+
+def past(pixels: torch.Tensor, move: torch.Tensor) -> float:
+    """How far pixels (H, W) bool, moved by `move` (x, y image px), land past the frame's edge they move to, as a
+    share of the move: the most over the axes along which they move at least MOVING px (−inf on none; below 0:
+    short of the edge). The edge lies half a pixel past the last pixel's centre; an object's pixels (those
+    that differ from the background, ink over ½) reach about ⅓ px past its own edge."""
+    ys, xs = pixels.nonzero(as_tuple=True)
+    most = float("-inf")
+    if len(xs) == 0:
+        return most
+    for low, high, size, d in ((xs.min(), xs.max(), pixels.shape[1], float(move[0])),
+                               (ys.min(), ys.max(), pixels.shape[0], float(move[1]))):
+        if d >= MOVING:
+            most = max(most, (float(high) + d - (size - 0.5)) / d)
+        elif d <= -MOVING:
+            most = max(most, (-0.5 - (float(low) + d)) / -d)
+    return most
 
 
 def near_edge(look: Look) -> bool:

@@ -21,7 +21,7 @@ from .layers import LayeredCarry, drawn_objects
 from .redraw import fade, jump, turns, walls
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
-from .track import TRACKS, TrackKeeper
+from .track import TRACKS, TrackKeeper, bounce
 from .video import VideoWriter, read_video, resize_center_crop
 
 SCHEDULERS = {
@@ -73,6 +73,11 @@ class GenerationConfig:
     carry_meet: bool = False  # with carry_space layered (else ignored): two objects seen apart that meet keep
     #     their looks and displacements from before they met, each laid in its own place, until they are apart
     #     again, so that the carry does not move them as one (`layers.LayeredCarry`, meet)
+    carry_bounce: bool = False  # with the carry in image space (start carry, carry_space image | layered; else
+    #     ignored): an object the carry would move past the frame's edge ahead by more than a quarter of its step
+    #     is turned there, its displacement reversed (`track.bounce`), where the adapter's free field would turn
+    #     it a frame or more late; a prior of the demo's shapes world, whose objects reflect at the frame's edge;
+    #     needs flow_words, word_binding appearance
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the
@@ -326,6 +331,9 @@ class VideoPipeline:
         check(config.carry_track == "none" or binds, "carry_track", config.carry_track,
               "'none' with this adapter (keeping tracks needs one trained with flow_words and word_binding "
               "appearance)")
+        check(not config.carry_bounce or binds, "carry_bounce", config.carry_bounce,
+              "off with this adapter (turning objects at the frame's edge needs one trained with flow_words and "
+              "word_binding appearance)")
         check(config.redraw == 0 or binds, "redraw", config.redraw,
               "0 with this adapter (judging a frame's objects needs one trained with flow_words and word_binding "
               "appearance)")
@@ -378,13 +386,17 @@ class VideoPipeline:
 
     def warp_in_image(self, previous: torch.Tensor, flow: torch.Tensor, interpolation: str,
                       decoded: torch.Tensor | None = None, layered: LayeredCarry | None = None,
-                      keeper: TrackKeeper | None = None) -> torch.Tensor:
+                      keeper: TrackKeeper | None = None, bounce_by: Callable | None = None) -> torch.Tensor:
         """`carry_space` image: latents (b, c, h, w) decoded (or `decoded`, their `_decode` already made), warped by
         the displacement (latent px, (b, 2, h, w)) scaled up to image px, and encoded again. The image is warped
         bilinearly (`interpolation` is the latent warp's), so that a step of whole pixels moves an object
-        exactly. With `keeper` (`carry_track`), each object's shift by the denoiser is taken out of the
-        displacement first; with `layered` (`carry_space` layered), hidden objects' looks are laid under."""
+        exactly. With `bounce_by` (`carry_bounce`: bind(latents) → their binding, `bind`'s), an object carried
+        past the frame's edge is turned first (`track.bounce`); with `keeper` (`carry_track`), each object's shift
+        by the denoiser is taken out of the displacement; with `layered` (`carry_space` layered), hidden objects'
+        looks are laid under."""
         image = self._decode(previous) if decoded is None else decoded
+        if bounce_by is not None:
+            flow = bounce(image, bounce_by(previous)[0, :-1].to(image.dtype), flow)
         pixels = self.image_flow(flow)
         if keeper is not None:
             pixels = keeper(image, previous, pixels)
@@ -463,7 +475,8 @@ class VideoPipeline:
 
         def carry_in_image(previous, flow, interpolation):
             decoded = last["image"] if last.get("latent") is previous else None
-            return self.warp_in_image(previous, flow, interpolation, decoded, layered, keeper)
+            return self.warp_in_image(previous, flow, interpolation, decoded, layered, keeper,
+                                      bind if config.carry_bounce else None)
 
         model = frame_model(self.denoiser, text, null_text, config.guidance(),
                             base_first=config.first_frame == "base",

@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .layers import backdrop, objects, own_pixels
+from .layers import backdrop, objects, own_pixels, past
 
 KEEP = 0.5  # share of an object's region in the frame that must lie within one place of its region in the start
 SMALLEST = 1 / 32  # share of the frame's places a start region needs to be judged: smaller ones are a few places
@@ -52,9 +52,6 @@ TURN_STEP = 0.45  # places a frame: `turns` judges objects that their words move
 #     moves ¼ place a frame in the shapes world, below its region's centre's jitter from frame to frame)
 TURN_BACK = 0.3  # places: a move at least this far against an object's direction turns it
 BORDER = 1  # places: a turn with the object within this of the edge it moved to is a bounce
-MOVING = 0.5  # image px a frame: `walls` judges objects that their words move at least this far along an axis
-PAST = 0.5  # image px: `walls` counts an object whose pixels, moved one step, pass the edge by more than this (its
-#     pixels are those that differ from the background at all, about ⅓ px wider than the object each side)
 
 
 def judged(weights: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -135,33 +132,26 @@ def turns(bindings: list[torch.Tensor], step: torch.Tensor) -> int:
     return count
 
 
-def walls(image: torch.Tensor, weights: torch.Tensor, step: torch.Tensor, scale: int) -> int:
-    """How many objects of a video's first frame their caption moves past the frame's edge in one step.
-    image: the frame decoded (1, 3, H, W) in [-1, 1]; weights: its binding (L, h, w), still key left out; step:
-    the word field's displacement of it as the caption says it (2, h, w, latent places; an object moves by
-    −step); `scale` image px a place. Each judged object (`judged`) is its blob of ink (`layers.own_pixels`: the
-    pixels that differ from the background, joined to the one its word binds most) moved by its words' step (the
-    mean over its region, weighted by its binding)."""
+def moving_objects(image: torch.Tensor, weights: torch.Tensor, field: torch.Tensor, scale: int):
+    """(word, pixels (H, W) bool, move (x, y) image px) per judged object (`judged`) of a frame: image (1, 3, H,
+    W) in [-1, 1]; weights: its binding (L, h, w), still key left out; field: a displacement of it (2, h, w,
+    latent places, read at p + field, so an object moves by −field); `scale` image px a place. An object's pixels
+    are its blob of ink (`layers.own_pixels`: the pixels that differ from the background, joined to the one its
+    word binds most), its move the field's mean over its region, weighted by its binding. None of them where the
+    background cannot be told (`layers.backdrop`)."""
     ground = backdrop(image, objects(weights), scale)
     if ground is None:
-        return 0
-    count = 0
+        return
     for word, region in judged(weights).items():
         w = (weights[word] * region).to(image.dtype)
-        along = (step.to(image.dtype) * w).sum((1, 2)) / w.sum() * scale
+        along = (field.to(image.dtype) * w).sum((1, 2)) / w.sum() * scale
         alpha = own_pixels(ground[1], F.interpolate(w[None, None], scale_factor=scale, mode="nearest"))
-        count += past_edge(alpha[0, 0] > 0.5, -along)
-    return count
+        yield word, alpha[0, 0] > 0.5, -along
 
 
-def past_edge(pixels: torch.Tensor, move: torch.Tensor) -> bool:
-    """Whether pixels (H, W) bool, moved by `move` (x, y image px), pass the edge of the frame they move to by more
-    than PAST px, along an axis on which they move at least MOVING px."""
-    ys, xs = pixels.nonzero(as_tuple=True)
-    if len(xs) == 0:
-        return False
-    for low, high, size, d in ((xs.min(), xs.max(), pixels.shape[1], float(move[0])),
-                               (ys.min(), ys.max(), pixels.shape[0], float(move[1]))):
-        if (d >= MOVING and float(high) + d > size - 1 + PAST) or (d <= -MOVING and float(low) + d < -PAST):
-            return True
-    return False
+def walls(image: torch.Tensor, weights: torch.Tensor, step: torch.Tensor, scale: int) -> int:
+    """How many objects of a video's first frame their caption moves past the frame's edge in one step
+    (`layers.past` above 0). image: the frame decoded (1, 3, H, W) in [-1, 1]; weights: its binding (L, h, w),
+    still key left out; step: the word field's displacement of it as the caption says it (2, h, w, latent
+    places); `scale` image px a place (`moving_objects`)."""
+    return sum(past(pixels, move) > 0 for _, pixels, move in moving_objects(image, weights, step, scale))
