@@ -101,21 +101,24 @@ def test_objects_touching_each_other_are_left_as_they_are(gap, taken):
     assert len(keeper.shifts[-1]) == taken
 
 
-def test_the_carry_turns_an_object_it_would_move_past_the_edge_ahead_by_more_than_bounce_of_its_step():
+def test_the_carry_turns_a_fast_object_it_would_move_past_the_edge_ahead_by_more_than_bounce_of_its_step():
     """Word 0's object (rows 0–3 of `test_redraw.steps`) at places 8–10 of 12: its pixels end at x = 43 of a 48-px
-    frame whose edge lies at 47.5. A carry of 4 px (1 place) lands them 0.5 px short of the edge; one of 6 px 1.5 px
-    past it, a quarter of the step (BOUNCE); one of 6.4 px 1.9 px past it, 0.3 of the step. Word 1 stands at rows
-    5–7; places no word binds hold each word at 0.25 (`test_redraw.binding`)."""
-    from vidgen.track import BOUNCE, bounce
+    frame whose edge lies at 47.5. A carry of 4 px (1 place) lands them 0.5 px short of the edge; one of 9 px 4.5
+    px past it, half the step (BOUNCE); one of 9.6 px 5.1 px past it, 0.53 of the step. Word 1 stands at rows 5–7;
+    places no word binds hold each word at 0.25 (`test_redraw.binding`)."""
+    from vidgen.track import BOUNCE, FAST, bounce
 
     from .test_redraw import binding, drawn, steps
 
     weights = binding((1, 8, 3, 3), (5, 2, 3, 3))
     carry = lambda *moves: bounce(drawn(weights), weights, steps(*moves)[None])[0]  # noqa: E731
-    assert BOUNCE == 0.25
-    for moves in (((1, 0), (0, 0)), ((1.5, 0), (0.5, 0)), ((-1.6, 0), (0.5, 0))):  # short, at BOUNCE, away
+    assert BOUNCE == 0.5 and FAST == 1.8
+    for moves in (((1, 0), (0, 0)), ((2.25, 0), (0.5, 0)), ((-2.4, 0), (0.5, 0))):  # short, at BOUNCE, away
         assert torch.equal(carry(*moves), steps(*moves))
-    turned, plain = carry((1.6, 0), (0.5, 0)), steps((1.6, 0), (0.5, 0))
+    turned, plain = carry((2.4, 0), (0.5, 0)), steps((2.4, 0), (0.5, 0))
     assert torch.allclose(turned[:, 1:4, 8:11], -plain[:, 1:4, 8:11])  # its places: reversed
     assert torch.equal(turned[:, 5:8, 2:5], plain[:, 5:8, 2:5])  # word 1's: as they were
     assert torch.allclose(turned[:, 0], 0.5 * plain[:, 0])  # a place no word takes: by word 0's weight there
+    at_edge = binding((1, 9, 3, 3))  # its pixels end at 47: 1.6 px (0.4 places) lands them 1.1 px past, 0.69
+    slow = steps((0.4, 0))
+    assert torch.equal(bounce(drawn(at_edge), at_edge, slow[None])[0], slow)  # of the step, but under FAST

@@ -74,7 +74,7 @@ class GenerationConfig:
     #     their looks and displacements from before they met, each laid in its own place, until they are apart
     #     again, so that the carry does not move them as one (`layers.LayeredCarry`, meet)
     carry_bounce: bool = False  # with the carry in image space (start carry, carry_space image | layered; else
-    #     ignored): an object the carry would move past the frame's edge ahead by more than a quarter of its step
+    #     ignored): a fast object the carry would move past the frame's edge ahead by more than half its step
     #     is turned there, its displacement reversed (`track.bounce`), where the adapter's free field would turn
     #     it a frame or more late; a prior of the demo's shapes world, whose objects reflect at the frame's edge;
     #     needs flow_words, word_binding appearance
