@@ -451,7 +451,7 @@ class VideoPipeline:
         for _ in range(config.retake + 1):
             take = list(self._take(config, text, null_text, prefix, generator, guess))
             short = self.judge_take([x for x, _ in take], text, config.retake_turns,
-                                    config.retake_walls and prefix is None)
+                                    config.retake_walls and prefix is None, decoded=take[0][1])
             if short < least:
                 best, least = take, short
             if not any(least):
@@ -572,16 +572,17 @@ class VideoPipeline:
         return torch.floor(peak.pow(4).sum(1) + 0.1)
 
     def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
-                   judge_walls: bool = False) -> tuple[float, int, int]:
+                   judge_walls: bool = False, decoded: torch.Tensor | None = None) -> tuple[float, int, int]:
         """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0, its
         `redraw.turns`, or 0 unless `judge_turns`, frame 0's `redraw.walls`, or 0 unless `judge_walls`), objects
         kept first, then paths, then frame 0; all 0 passes. latents: per frame (1, c, h, w); text: an
-        `encode_prompt` output."""
+        `encode_prompt` output; `decoded`: frame 0's `_decode`, when the caller already made it."""
         bindings = [self.bind(x, text)[0, :-1] for x in latents]
         worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
         step = self.caption_steps(latents[0], text)[0] if judge_turns or judge_walls else None
         return (worst, turns(bindings, step) if judge_turns else 0,
-                walls(self._decode(latents[0]), bindings[0], step, self.vae_scale_factor) if judge_walls else 0)
+                walls(self._decode(latents[0]) if decoded is None else decoded, bindings[0], step,
+                      self.vae_scale_factor) if judge_walls else 0)
 
     def caption_steps(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The adapter's word field's displacement of latents (K, c, h, w) as the caption (`text`, an
