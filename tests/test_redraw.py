@@ -7,7 +7,8 @@ import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share, turns, walls
+from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share, walls
+from vidgen.redraw import turns as count_turns
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
 
@@ -144,8 +145,9 @@ def track(*xs: int) -> list[torch.Tensor]:
 
 
 def test_an_object_turning_back_away_from_the_border_counts_and_a_bounce_or_a_slow_object_does_not():
-    """Word 0 (rows 0–3) moves right 1 place a frame; word 1 (rows 4–7) stands still. W = 12: an object at
+    """Word 0 (rows 0–3) moves right 1 place (4 px) a frame; word 1 (rows 4–7) stands still. W = 12: an object at
     columns 8–10 lies within BORDER of the right edge."""
+    turns = lambda bindings, step: count_turns(bindings, step, 4)  # noqa: E731
     fast = steps((1, 0), (0, 0))
     assert turns(track(1, 2, 3, 4), fast) == 0
     assert turns(track(1, 2, 3, 2, 1), fast) == 1  # back at columns 3–5, far from the edge
@@ -153,8 +155,9 @@ def test_an_object_turning_back_away_from_the_border_counts_and_a_bounce_or_a_sl
     assert turns(track(6, 7, 8, 7, 6, 5, 6), fast) == 1  # a bounce, then a turn away from the left edge
     assert turns(track(1, 2, 0, 3, 2), fast) == 1  # a frame that does not bind it: its pairs are left out
     shaking = [binding((1, x, 3, 3), (5, y, 3, 3)) for x, y in ((1, 2), (2, 4), (3, 2))]  # word 1 there and back
-    assert turns(shaking, fast) == 0  # a still object's words move it under TURN_STEP: not judged
-    assert turns(track(1, 2, 3, 2), steps((0.4, 0), (0, 0))) == 0  # words that move it under TURN_STEP
+    assert turns(shaking, fast) == 0  # a still object's words move it under FAST: not judged
+    assert turns(track(1, 2, 3, 2), steps((0.4, 0), (0, 0))) == 0  # words that move it 1.6 px, under FAST
+    assert count_turns(track(1, 2, 3, 2), steps((0.4, 0), (0, 0)), 5) == 1  # 2 px at 5 px a place: judged
     assert turns(track(1, 2, 3, 4), steps((-1, 0), (0, 0))) == 0  # words that move it left: at the left edge,
     assert turns(track(2, 3, 4), steps((-1, 0), (0, 0))) == 1  # a bounce; a place further in, a turn
     assert turns([binding(), *track(2, 3, 2)], fast) == 0  # nothing in frame 0: nothing to judge
@@ -178,8 +181,8 @@ def test_an_object_of_frame_0_whose_caption_moves_it_past_the_edge_ahead_counts_
     assert count(first, (-1.2, 0), (0, 0)) == 0  # moving away from it
     assert count(first, (0, 1.2), (0, 0)) == 0  # moving down, far from the bottom
     at_edge = binding((1, 9, 3, 3), (5, 0, 3, 3))  # word 0 touches the right edge, word 1 the left
-    assert count(at_edge, (0.1, 0), (-0.1, 0)) == 0  # under MOVING: still objects touching the edge
-    assert count(at_edge, (0.25, 0), (-0.25, 0)) == 2  # slow (1 px a frame), both into the edge they touch
-    assert count(at_edge, (0.25, 0), (0, 0.25)) == 1  # word 1 down, along the edge it touches
-    assert count(binding((0, 4, 3, 3)), (0, -0.25)) == 1  # up into the top edge
+    assert count(at_edge, (0.5, 0), (-0.5, 0)) == 2  # fast (2 px a frame), both into the edge they touch
+    assert count(at_edge, (0.25, 0), (-0.25, 0)) == 0  # slow (1 px a frame, under FAST): not judged
+    assert count(at_edge, (0.5, 0), (0, 0.5)) == 1  # word 1 down, along the edge it touches
+    assert count(binding((0, 4, 3, 3)), (0, -0.5)) == 1  # up into the top edge
     assert count(binding(), (1.2, 0), (0, 0)) == 0  # nothing in frame 0: nothing to judge

@@ -88,7 +88,7 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     real, judged = vidgen.pipeline.fade, []
     options = dict(num_frames=4, retake_turns=False)
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: pytest.fail("turns are not judged"))
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: pytest.fail("turns are not judged"))
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: judged.append(real(first, frame)) or judged[-1])
     plain = shipped(PROMPT, retake=0, generator=seeded(), **options).frames
     assert judged == []
@@ -107,7 +107,7 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     fades = iter([0.0] * 6 + [0.1, 0.0, 0.0] + [0.0] * 6)
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: next(fades))
     counts = iter([1, 0] + [0, 2, 1])
-    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: next(counts))
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: next(counts))
     options["retake_turns"] = True
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()  # take 1 turns
     # none passes: take 1 fades (and turns none), take 2 turns twice, take 3 once: take 3 is kept
@@ -115,14 +115,14 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     # with frame 0 judged too, after the fade and the turns: take 1 puts an object at a wall, take 2 does not
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: 0.0)
     counts, walled = iter([0, 0] + [1, 0, 1]), iter([1, 0] + [1, 2, 0])
-    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: next(counts))
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: next(counts))
     monkeypatch.setattr(vidgen.pipeline, "walls", lambda image, weights, step, scale: next(walled))
     options["retake_walls"] = True
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
     # none passes: (0, 1, 1), (0, 0, 2), (0, 1, 0): the fewest turns first, so take 2 is kept
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
     # a first frame given: not judged, so the first take passes
-    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step: 0)
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: 0)
     monkeypatch.setattr(vidgen.pipeline, "walls", lambda *a: pytest.fail("a given frame 0 is not judged"))
     shipped(PROMPT, image=takes[0][0], retake=2, generator=seeded(), **options)
 

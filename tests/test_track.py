@@ -106,7 +106,8 @@ def test_the_carry_turns_a_fast_object_it_would_move_past_the_edge_ahead_by_more
     frame whose edge lies at 47.5. A carry of 4 px (1 place) lands them 0.5 px short of the edge; one of 9 px 4.5
     px past it, half the step (BOUNCE); one of 9.6 px 5.1 px past it, 0.53 of the step. Word 1 stands at rows 5–7;
     places no word binds hold each word at 0.25 (`test_redraw.binding`)."""
-    from vidgen.track import BOUNCE, FAST, bounce
+    from vidgen.redraw import FAST
+    from vidgen.track import BOUNCE, bounce
 
     from .test_redraw import binding, drawn, steps
 

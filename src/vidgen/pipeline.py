@@ -109,14 +109,15 @@ class GenerationConfig:
     #     fade is least is kept (with retake_turns, of those, the one with the fewest turns); the video is held
     #     whole until then (memory grows with num_frames); needs flow_words, word_binding appearance
     retake_turns: bool = False  # with retake (else ignored): a take in which an object of frame 0 moving at
-    #     least TURN_STEP latent places a frame turns back away from the frame's border (`redraw.turns`: where two
+    #     least FAST image px a frame turns back away from the frame's border (`redraw.turns`: where two
     #     objects would meet, the adapter stalls one and turns it) is drawn again too; an object kept comes first,
     #     so a take that turns is kept over one that fades; a prior of the demo's shapes world, whose objects turn
     #     only at walls: leave it off for real videos
     retake_walls: bool = False  # with retake (else ignored), when the video draws its own frame 0: a take whose
-    #     frame 0 puts an object at the frame's edge moving into it (`redraw.walls`: frame 1 cannot turn it, so it
-    #     turns late and stays off its path) is drawn again too, judged after the fade and the turns; like
-    #     retake_turns, a prior of the demo's shapes world, whose objects turn at once at a wall
+    #     frame 0 puts a fast object (at least FAST image px a frame) at the frame's edge moving into it
+    #     (`redraw.walls`: frame 1 cannot turn it, so it turns late and stays off its path) is drawn again too,
+    #     judged after the fade and the turns; like retake_turns, a prior of the demo's shapes world, whose objects
+    #     turn at once at a wall
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,
@@ -580,7 +581,7 @@ class VideoPipeline:
         bindings = [self.bind(x, text)[0, :-1] for x in latents]
         worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
         step = self.caption_steps(latents[0], text)[0] if judge_turns or judge_walls else None
-        return (worst, turns(bindings, step) if judge_turns else 0,
+        return (worst, turns(bindings, step, self.vae_scale_factor) if judge_turns else 0,
                 walls(self._decode(latents[0]) if decoded is None else decoded, bindings[0], step,
                       self.vae_scale_factor) if judge_walls else 0)
 

@@ -48,8 +48,10 @@ SMALLEST = 1 / 32  # share of the frame's places a start region needs to be judg
 #     shapes world's objects bind 25–85 of 256)
 FADE = 1 / 3  # share of its places in frame 0 an object may shrink to before the video is drawn again (a single
 #     object's region swings between about ½ and 1 of its frame-0 size from frame to frame)
-TURN_STEP = 0.45  # places a frame: `turns` judges objects that their words move at least this far (a slow object
-#     moves ¼ place a frame in the shapes world, below its region's centre's jitter from frame to frame)
+FAST = 1.8  # image px a frame: `turns` and `walls` judge (and `track.bounce` turns) only objects that their words
+#     move at least this far, the line between the shapes world's slow objects (1 px, ¼ place a frame at the demo's
+#     4 px a place: below a region's centre's jitter from frame to frame, and about the error of where an object's
+#     decoder-blurred pixels end) and its fast ones (3 px); a slow object that turns a frame late is 2 px off
 TURN_BACK = 0.3  # places: a move at least this far against an object's direction turns it
 BORDER = 1  # places: a turn with the object within this of the edge it moved to is a bounce
 
@@ -109,19 +111,20 @@ def at_border(region: torch.Tensor, ahead: torch.Tensor) -> bool:
                 or (y > 0.5 and ys.max() >= h - 1 - BORDER) or (y < -0.5 and ys.min() <= BORDER))
 
 
-def turns(bindings: list[torch.Tensor], step: torch.Tensor) -> int:
+def turns(bindings: list[torch.Tensor], step: torch.Tensor, scale: int) -> int:
     """How many times the objects of a video's first frame turn back away from the frame's border.
     bindings: per frame (L, h, w), still key left out; step: the word field's displacement of the first frame
-    as the caption says it (2, h, w: x, y; the field is read at p + step, so an object moves by −step). Each
-    object of the first frame that is judged (`judged`) and that its words move at least TURN_STEP places a
-    frame (the step's mean over its region) keeps a direction, at first its words', which flips at each move,
-    between consecutive frames that both bind it, of at least TURN_BACK places against it; a flip counts unless
-    the object's region in the earlier frame lies within BORDER places of the edge it was moving to (a bounce)."""
+    as the caption says it (2, h, w: x, y; the field is read at p + step, so an object moves by −step); `scale`
+    image px a place. Each object of the first frame that is judged (`judged`) and that its words move at least
+    FAST image px a frame (the step's mean over its region) keeps a direction, at first its words', which flips
+    at each move, between consecutive frames that both bind it, of at least TURN_BACK places against it; a flip
+    counts unless the object's region in the earlier frame lies within BORDER places of the edge it was moving to
+    (a bounce)."""
     regions = [objects(b) for b in bindings]
     count = 0
     for word, region in judged(bindings[0]).items():
         along = -step[:, region].mean(1).float()
-        if float(along.norm()) < TURN_STEP:
+        if float(along.norm()) * scale < FAST:
             continue
         ahead = along / along.norm()
         for before, after in zip(regions, regions[1:]):
@@ -150,8 +153,11 @@ def moving_objects(image: torch.Tensor, weights: torch.Tensor, field: torch.Tens
 
 
 def walls(image: torch.Tensor, weights: torch.Tensor, step: torch.Tensor, scale: int) -> int:
-    """How many objects of a video's first frame their caption moves past the frame's edge in one step
-    (`layers.past` above 0). image: the frame decoded (1, 3, H, W) in [-1, 1]; weights: its binding (L, h, w),
-    still key left out; step: the word field's displacement of it as the caption says it (2, h, w, latent
-    places); `scale` image px a place (`moving_objects`)."""
-    return sum(past(pixels, move) > 0 for _, pixels, move in moving_objects(image, weights, step, scale))
+    """How many fast objects (at least FAST image px a frame) of a video's first frame their caption moves past
+    the frame's edge in one step (`layers.past` above 0). A slow one is left alone: it turns a frame late by no
+    more than the error of where its pixels end, and drawing its video again is mostly risk. image: the frame
+    decoded (1, 3, H, W) in [-1, 1]; weights: its binding (L, h, w), still key left out; step: the word field's
+    displacement of it as the caption says it (2, h, w, latent places); `scale` image px a place
+    (`moving_objects`)."""
+    return sum(float(move.norm()) >= FAST and past(pixels, move) > 0
+               for _, pixels, move in moving_objects(image, weights, step, scale))

@@ -41,15 +41,13 @@ from torch.nn import functional as F
 
 from .fields import warp
 from .layers import objects, past
-from .redraw import moving_objects
+from .redraw import FAST, moving_objects
 
 TRACKS = ("none", "across", "full")  # GenerationConfig.carry_track
 ITERATIONS = 4  # Lucas–Kanade steps
 MAX_SHIFT = 1.5  # image px: a larger shift is no small redraw (an object lost, swapped, or met by another)
 STILL = 0.3  # image px a frame: an object whose displacement is below this is still (its whole shift is noise)
 BOUNCE = 0.5  # share of its step: `bounce` turns an object that the carry would move this far past the edge ahead
-FAST = 1.8  # image px a frame: `bounce` turns objects carried at least this far (a slow object moves 1 px a frame,
-#     about the error of where its pixels end, which the decoder's blur widens)
 
 
 def region_shift(start: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
