@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import FADE, KEEP, SMALLEST, fade, jump, kept_share, walls
+from vidgen.redraw import FADE, KEEP, SMALLEST, STALL, fade, jump, kept_share, walls
 from vidgen.redraw import turns as count_turns
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
@@ -175,7 +175,7 @@ def test_an_object_of_frame_0_whose_caption_moves_it_past_the_edge_ahead_counts_
     """Word 0 (rows 0–3 of `steps`) at places 8–10 of 12: its pixels end at x = 43 of a 48-px frame (4 px a
     place); word 1 stands at rows 5–7. Past the edge: beyond 47.5, half a pixel past the last one."""
     first = binding((1, 8, 3, 3), (5, 2, 3, 3))
-    count = lambda weights, *moves: walls(drawn(weights), weights, steps(*moves), 4)  # noqa: E731
+    count = lambda weights, *moves: walls([drawn(weights)], [weights], steps(*moves), 4)  # noqa: E731
     assert count(first, (1, 0), (0, 0)) == 0  # 4 px: to x = 47, the edge, not past it
     assert count(first, (1.2, 0), (0, 0)) == 1  # 4.8 px: past it; the world would bounce it at once
     assert count(first, (-1.2, 0), (0, 0)) == 0  # moving away from it
@@ -186,3 +186,22 @@ def test_an_object_of_frame_0_whose_caption_moves_it_past_the_edge_ahead_counts_
     assert count(at_edge, (0.5, 0), (0, 0.5)) == 1  # word 1 down, along the edge it touches
     assert count(binding((0, 4, 3, 3)), (0, -0.5)) == 1  # up into the top edge
     assert count(binding(), (1.2, 0), (0, 0)) == 0  # nothing in frame 0: nothing to judge
+
+
+def test_a_fast_object_pressed_at_the_edge_for_two_frames_counts_and_one_that_turns_on_time_does_not():
+    """Word 0 (3 places wide) moves right 1 place (4 px) a frame; at column 9 its pixels end at x = 47, half a
+    pixel short of the edge: a gap of 0.5 px, 4.5 px at column 8. Two frames at column 9 add up to 1 px, under
+    STALL of its 4-px step; a turn on time (8, 9, 8) to 5 px."""
+    assert STALL == 0.5
+
+    def count(xs, move=(1, 0)):
+        bindings = [binding((1, x, 3, 3) if x is not None else (1, 0, 0, 0), (5, 1, 3, 3)) for x in xs]
+        return walls([drawn(b) for b in bindings], bindings, steps(move, (0, 0)), 4)
+
+    assert count((6, 7, 8, 9, 8, 7)) == 0  # turned on time
+    assert count((6, 7, 8, 9, 9, 8)) == 1  # pressed at the edge two frames: a late turn
+    assert count((6, 7, 9, 9, 9, 8)) == 1  # three frames: still one object
+    assert count((5, 6, 7, 8, 9, 9)) == 0  # the last frame left out: the video ends before it could turn
+    assert count((6, 7, 8, 9, 9, 8), (0.25, 0)) == 0  # slow: not judged
+    assert count((2, 1, 0, 0, 1, 2), (-1, 0)) == 1  # at the left edge
+    assert count((6, 7, 8, 9, None, 9, 8)) == 0  # a frame that does not bind it leaves its pairs out

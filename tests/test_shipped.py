@@ -112,11 +112,11 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()  # take 1 turns
     # none passes: take 1 fades (and turns none), take 2 turns twice, take 3 once: take 3 is kept
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[2]).all()
-    # with frame 0 judged too, after the fade and the turns: take 1 puts an object at a wall, take 2 does not
+    # with walls judged too, after the fade and the turns: take 1 has an object late at a wall, take 2 does not
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: 0.0)
     counts, walled = iter([0, 0] + [1, 0, 1]), iter([1, 0] + [1, 2, 0])
     monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: next(counts))
-    monkeypatch.setattr(vidgen.pipeline, "walls", lambda image, weights, step, scale: next(walled))
+    monkeypatch.setattr(vidgen.pipeline, "walls", lambda images, bindings, step, scale: next(walled))
     options["retake_walls"] = True
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
     # none passes: (0, 1, 1), (0, 0, 2), (0, 1, 0): the fewest turns first, so take 2 is kept

@@ -138,6 +138,15 @@ def past(pixels: torch.Tensor, move: torch.Tensor) -> float:
     return most
 
 
+def edge_gap(pixels: torch.Tensor, axis: int) -> float | None:
+    """How far pixels (H, W) bool lie from the frame's nearer edge along `axis` (0: x, 1: y), in px, the edge half
+    a pixel past the last pixel's centre (as in `past`); None when there are none."""
+    at = pixels.nonzero(as_tuple=True)[1 - axis]
+    if len(at) == 0:
+        return None
+    return min(float(at.min()) + 0.5, pixels.shape[1 - axis] - 0.5 - float(at.max()))
+
+
 def near_edge(look: Look) -> bool:
     """Whether a look's pixels, carried on by its displacement once more, come within MEET px of the frame's
     edge."""

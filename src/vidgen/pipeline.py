@@ -113,10 +113,10 @@ class GenerationConfig:
     #     objects would meet, the adapter stalls one and turns it) is drawn again too; an object kept comes first,
     #     so a take that turns is kept over one that fades; a prior of the demo's shapes world, whose objects turn
     #     only at walls: leave it off for real videos
-    retake_walls: bool = False  # with retake (else ignored), when the video draws its own frame 0: a take whose
-    #     frame 0 puts a fast object (at least FAST image px a frame) at the frame's edge moving into it
-    #     (`redraw.walls`: frame 1 cannot turn it, so it turns late and stays off its path) is drawn again too,
-    #     judged after the fade and the turns; like retake_turns, a prior of the demo's shapes world, whose objects
+    retake_walls: bool = False  # with retake (else ignored), when the video draws its own frame 0: a take in
+    #     which a fast object (at least FAST image px a frame) turns late at the frame's edge (`redraw.walls`:
+    #     frame 0 puts it at the edge moving into it, which frame 1 cannot turn, or it stays at the edge for two
+    #     frames), and so stays off its path, is drawn again too, judged after the fade and the turns; like retake_turns, a prior of the demo's shapes world, whose objects
     #     turn at once at a wall
 
     def guidance(self) -> Guidance:
@@ -452,7 +452,7 @@ class VideoPipeline:
         for _ in range(config.retake + 1):
             take = list(self._take(config, text, null_text, prefix, generator, guess))
             short = self.judge_take([x for x, _ in take], text, config.retake_turns,
-                                    config.retake_walls and prefix is None, decoded=take[0][1])
+                                    config.retake_walls and prefix is None, [d for _, d in take])
             if short < least:
                 best, least = take, short
             if not any(least):
@@ -573,17 +573,18 @@ class VideoPipeline:
         return torch.floor(peak.pow(4).sum(1) + 0.1)
 
     def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
-                   judge_walls: bool = False, decoded: torch.Tensor | None = None) -> tuple[float, int, int]:
+                   judge_walls: bool = False, images: list[torch.Tensor] | None = None) -> tuple[float, int, int]:
         """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0, its
-        `redraw.turns`, or 0 unless `judge_turns`, frame 0's `redraw.walls`, or 0 unless `judge_walls`), objects
-        kept first, then paths, then frame 0; all 0 passes. latents: per frame (1, c, h, w); text: an
-        `encode_prompt` output; `decoded`: frame 0's `_decode`, when the caller already made it."""
+        `redraw.turns`, or 0 unless `judge_turns`, its fast objects late at a wall, `redraw.walls`, or 0 unless
+        `judge_walls`), objects kept first, then paths, then walls; all 0 passes. latents: per frame (1, c, h,
+        w); text: an `encode_prompt` output; `images`: the frames' `_decode`, when the caller already made them."""
         bindings = [self.bind(x, text)[0, :-1] for x in latents]
         worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
         step = self.caption_steps(latents[0], text)[0] if judge_turns or judge_walls else None
+        if judge_walls and images is None:
+            images = [self._decode(x) for x in latents]
         return (worst, turns(bindings, step, self.vae_scale_factor) if judge_turns else 0,
-                walls(self._decode(latents[0]) if decoded is None else decoded, bindings[0], step,
-                      self.vae_scale_factor) if judge_walls else 0)
+                walls(images, bindings, step, self.vae_scale_factor) if judge_walls else 0)
 
     def caption_steps(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The adapter's word field's displacement of latents (K, c, h, w) as the caption (`text`, an

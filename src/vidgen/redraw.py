@@ -31,8 +31,10 @@ objects turn anywhere).
 
 An object that frame 0 draws at the frame's edge, moving into it, should turn at once; frame 1 cannot turn it
 (the word field is turned only once the context shows a motion), so it runs into the edge, stalls and turns a
-frame or two late, and stays off its path for the rest of the video (model card, "Frame 1 cannot turn"). `walls`
-counts such objects in frame 0, and `retake` draws the video again (option `retake_walls`).
+frame or two late, and stays off its path for the rest of the video (model card, "Frame 1 cannot turn"). Later
+on, the free field foresees a large object's wall less well than a small one's, and it stalls there too. `walls`
+counts such fast objects, in frame 0 and stalled later, and `retake` draws the video again (option
+`retake_walls`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .layers import backdrop, objects, own_pixels, past
+from .layers import backdrop, edge_gap, objects, own_pixels, past
 
 KEEP = 0.5  # share of an object's region in the frame that must lie within one place of its region in the start
 SMALLEST = 1 / 32  # share of the frame's places a start region needs to be judged: smaller ones are a few places
@@ -54,6 +56,9 @@ FAST = 1.8  # image px a frame: `turns` and `walls` judge (and `track.bounce` tu
 #     decoder-blurred pixels end) and its fast ones (3 px); a slow object that turns a frame late is 2 px off
 TURN_BACK = 0.3  # places: a move at least this far against an object's direction turns it
 BORDER = 1  # places: a turn with the object within this of the edge it moved to is a bounce
+STALL = 0.5  # share of its step: `walls` counts an object whose pixels' gaps to the edge in two consecutive frames
+#     add up to less (two frames pressed at the edge add up to 1 px, a turn on time to its step, 3 px, less the
+#     ⅓ px by which ink reaches past an object's edge on each side)
 
 
 def judged(weights: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -152,12 +157,27 @@ def moving_objects(image: torch.Tensor, weights: torch.Tensor, field: torch.Tens
         yield word, alpha[0, 0] > 0.5, -along
 
 
-def walls(image: torch.Tensor, weights: torch.Tensor, step: torch.Tensor, scale: int) -> int:
-    """How many fast objects (at least FAST image px a frame) of a video's first frame their caption moves past
-    the frame's edge in one step (`layers.past` above 0). A slow one is left alone: it turns a frame late by no
-    more than the error of where its pixels end, and drawing its video again is mostly risk. image: the frame
-    decoded (1, 3, H, W) in [-1, 1]; weights: its binding (L, h, w), still key left out; step: the word field's
-    displacement of it as the caption says it (2, h, w, latent places); `scale` image px a place
-    (`moving_objects`)."""
-    return sum(float(move.norm()) >= FAST and past(pixels, move) > 0
-               for _, pixels, move in moving_objects(image, weights, step, scale))
+def walls(images: list[torch.Tensor], bindings: list[torch.Tensor], step: torch.Tensor, scale: int) -> int:
+    """How many fast objects (at least FAST image px a frame) of a video's first frame turn late at the frame's
+    edge: those that frame 0 puts where their caption's step moves them past the edge ahead (`layers.past` above
+    0: frame 1 cannot turn them), and those that stay at an edge, their pixels' gaps to the nearer edge along
+    their motion's axis (`layers.edge_gap`) together under STALL of their step in two consecutive frames (the
+    world turns an object part-way through a step, so the two gaps around a turn add up to a whole step), the
+    last frame left out (the video ends before a turn could show). A slow one is left alone: it turns a frame
+    late by no more than the error of where its pixels end, and drawing its video again is mostly risk.
+    images: the frames decoded (1, 3, H, W) in [-1, 1], frame 0 first (only frame 0: its walls alone);
+    bindings: theirs (L, h, w), still key left out; step: the word field's displacement of frame 0 as the
+    caption says it (2, h, w, latent places); `scale` image px a place (`moving_objects`)."""
+    fast = [(word, pixels, move) for word, pixels, move in moving_objects(images[0], bindings[0], step, scale)
+            if float(move.norm()) >= FAST]
+    if not fast:
+        return 0
+    later = [{word: pixels for word, pixels, _ in moving_objects(image, weights, step, scale)}
+             for image, weights in zip(images[1:-1], bindings[1:-1])]
+    count = 0
+    for word, pixels, move in fast:
+        axis = int(move.abs().argmax())
+        gaps = [edge_gap(pixels, axis)] + [edge_gap(f[word], axis) if word in f else None for f in later]
+        count += past(pixels, move) > 0 or any(a is not None and b is not None and a + b < STALL * float(move.norm())
+                                               for a, b in zip(gaps, gaps[1:]))
+    return count
