@@ -1,14 +1,15 @@
 """Which videos of a scored folder the whole-video judges flag, and how much of the trajectory error they hold:
 each mp4 is encoded again by the shipped VAE and bound by the shipped adapter's word field, and `redraw.turns`
-(an object turning back away from the frame's border) and `redraw.fade` (an object of frame 0 shrinking to under
-FADE of its places) are read off the bindings, as `retake` reads them off a take's latents (which bind a little
+(an object turning back away from the frame's border), `redraw.fade` (an object of frame 0 shrinking to under
+FADE of its places) and `redraw.walls` (a fast object late at a wall, read off the mp4's frames as the take's
+decodes) are read off the bindings, as `retake` reads them off a take's latents (which bind a little
 differently from latents encoded again from the mp4, so a flag here is an estimate of the sampler's).
 
 Per folder: the videos each judge flags, with their trajectory error, and the share of the folder's squared
 error they hold.
 
     python benchmarks/turn_judge.py runs/sweep/retake-s1 runs/sweep/retake-s2 runs/sweep/retake-s3
-    # writes benchmarks/results/turn_judge.json
+    # writes benchmarks/results/turn_judge.json (--name NAME: NAME.json)
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ PIPE: list[VideoPipeline] = []
 
 
 @torch.no_grad()
-def judge(pipe: VideoPipeline, frames, caption: str) -> tuple[float, int]:
-    """(the worst fade, the turns) of a video (f, H, W, 3) uint8 under its caption (`VideoPipeline.judge_take`)."""
-    return pipe.judge_take(list(pipe.encode_frames(frames)[:, None]), pipe.encode_prompt(caption))[:2]
+def judge(pipe: VideoPipeline, frames, caption: str) -> tuple[float, int, int]:
+    """(the worst fade, the turns, the walls) of a video (f, H, W, 3) uint8 under its caption
+    (`VideoPipeline.judge_take`)."""
+    images = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 127.5 - 1 for f in frames]
+    latents = list(pipe.encode_frames(frames)[:, None])
+    return pipe.judge_take(latents, pipe.encode_prompt(caption), True, True, images)
 
 
 def measure(folder: Path) -> dict:
@@ -41,10 +45,10 @@ def measure(folder: Path) -> dict:
         errors = score_video(frames, caption).details["path_error_by_object"]
         squared = sum(e for errs in errors for e in errs if e is not None)
         count = sum(e is not None for errs in errors for e in errs)
-        worst, turned = judge(PIPE[0], frames, caption)
+        worst, turned, walled = judge(PIPE[0], frames, caption)
         videos.append({"video": path.name, "caption": caption, "squared_px2": round(squared, 1),
                        "trajectory_rmse": round((squared / max(count, 1)) ** 0.5, 2), "object_frames": count,
-                       "fade": round(worst, 3), "turns": turned})
+                       "fade": round(worst, 3), "turns": turned, "walls": walled})
     total = sum(v["squared_px2"] for v in videos) or 1.0
 
     def flagged(rule) -> dict:
@@ -54,7 +58,9 @@ def measure(folder: Path) -> dict:
 
     return {"videos": videos, "turns": flagged(lambda v: v["turns"] > 0),
             "fade": flagged(lambda v: v["fade"] > 0),
-            "either": flagged(lambda v: v["turns"] > 0 or v["fade"] > 0)}
+            "walls": flagged(lambda v: v["walls"] > 0),
+            "either": flagged(lambda v: v["turns"] > 0 or v["fade"] > 0),
+            "any": flagged(lambda v: v["turns"] > 0 or v["fade"] > 0 or v["walls"] > 0)}
 
 
 def show(result: dict) -> str:
