@@ -120,31 +120,37 @@ def drawn_objects(image: torch.Tensor, weights: torch.Tensor, scale: int) -> int
     return None if ground is None else blobs(ground[1] > 0.5, scale * scale)
 
 
+def room(pixels: torch.Tensor, axis: int) -> tuple[float, float] | None:
+    """(before, after): how far pixels (H, W) bool lie from the frame's two edges along `axis` (0: x, 1: y), in
+    px, each edge half a pixel past the last pixel's centre; None when there are none."""
+    at = pixels.nonzero(as_tuple=True)[1 - axis]
+    if len(at) == 0:
+        return None
+    return float(at.min()) + 0.5, pixels.shape[1 - axis] - 0.5 - float(at.max())
+
+
 def past(pixels: torch.Tensor, move: torch.Tensor) -> float:
     """How far pixels (H, W) bool, moved by `move` (x, y image px), land past the frame's edge they move to, as a
     share of the move: the most over the axes along which they move at least MOVING px (−inf on none; below 0:
-    short of the edge). The edge lies half a pixel past the last pixel's centre; an object's pixels (those
-    that differ from the background, ink over ½) reach about ⅓ px past its own edge."""
-    ys, xs = pixels.nonzero(as_tuple=True)
+    short of the edge). The edge lies half a pixel past the last pixel's centre (`room`); an object's pixels
+    (those that differ from the background, ink over ½) reach about ⅓ px past its own edge."""
     most = float("-inf")
-    if len(xs) == 0:
-        return most
-    for low, high, size, d in ((xs.min(), xs.max(), pixels.shape[1], float(move[0])),
-                               (ys.min(), ys.max(), pixels.shape[0], float(move[1]))):
+    for axis in (0, 1):
+        gaps, d = room(pixels, axis), float(move[axis])
+        if gaps is None:
+            return most
         if d >= MOVING:
-            most = max(most, (float(high) + d - (size - 0.5)) / d)
+            most = max(most, (d - gaps[1]) / d)
         elif d <= -MOVING:
-            most = max(most, (-0.5 - (float(low) + d)) / -d)
+            most = max(most, (-d - gaps[0]) / -d)
     return most
 
 
 def edge_gap(pixels: torch.Tensor, axis: int) -> float | None:
-    """How far pixels (H, W) bool lie from the frame's nearer edge along `axis` (0: x, 1: y), in px, the edge half
-    a pixel past the last pixel's centre (as in `past`); None when there are none."""
-    at = pixels.nonzero(as_tuple=True)[1 - axis]
-    if len(at) == 0:
-        return None
-    return min(float(at.min()) + 0.5, pixels.shape[1 - axis] - 0.5 - float(at.max()))
+    """How far pixels (H, W) bool lie from the frame's nearer edge along `axis` (0: x, 1: y), in px (`room`);
+    None when there are none."""
+    gaps = room(pixels, axis)
+    return None if gaps is None else min(gaps)
 
 
 def near_edge(look: Look) -> bool:
