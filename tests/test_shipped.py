@@ -227,13 +227,43 @@ def test_the_shipped_word_field_binds_one_word_fewer_when_an_object_is_copied_or
     assert (copied < right).sum() >= 8 and (missing < right).sum() >= 9, (copied, missing)
 
 
+def test_clauses_split_the_prompt_at_and(shipped):
+    """`clauses`: each token of a caption's clause gets its clause's number; "and", start, end and padding −1."""
+    caption = "a small red circle moving left slowly and a large blue square standing still on a white background"
+    clauses = shipped.clauses(caption).tolist()
+    words = caption.split()
+    assert len(clauses) == shipped.tokenizer.model_max_length
+    assert clauses[:len(words) + 2] == [-1] + [0] * 7 + [-1] + [1] * 10 + [-1]
+    assert set(clauses[len(words) + 2:]) == {-1}
+    assert shipped.clauses(PROMPT).tolist()[1:12] == [0] * 11
+
+
+def test_bound_words_counts_each_clause_once(shipped, monkeypatch):
+    """`bound_words` with the prompt's clauses: two words of one clause taken outright (a copy beside an object,
+    each copy binding another word of its clause) count once; one word of each of two clauses counts two; a
+    word half taken adds 1/16 as before. Without clauses every word counts."""
+    caption = "a small red circle moving left slowly and a large blue square standing still on a white background"
+    clauses = shipped.clauses(caption)
+    length = len(clauses)
+    red, circle, blue = 3, 4, 12  # token positions: start, a, small, red, circle, ...; and at 8, blue at 12
+    weights = torch.zeros(3, length + 1, 4, 4)
+    weights[0, red, 0, 0] = weights[0, circle, 3, 3] = 1.0  # one clause's words on two objects: a copy
+    weights[1, red, 0, 0] = weights[1, blue, 3, 3] = 1.0  # the two objects, one word each
+    weights[2, red, 0, 0] = 1.0
+    weights[2, blue, 3, 3] = 0.5  # half taken: 1/16
+    monkeypatch.setattr(shipped, "bind", lambda latents, text: weights)
+    text = shipped.encode_prompt(caption)
+    assert shipped.bound_words(None, text, clauses).tolist() == [1.0, 2.0, 1.0]
+    assert shipped.bound_words(None, text).tolist() == [2.0, 2.0, 1.0]
+
+
 def test_first_frame_pick_binding_keeps_the_candidates_that_bind_the_most_words(shipped, monkeypatch):
     """With `first_frame_pick` binding, a candidate that binds fewer words is never frame 0, however low its
     error; among those that bind the most, the error picks as before."""
     from vidgen import pipeline
 
     monkeypatch.setattr(pipeline, "denoising_error", lambda *a, **k: torch.tensor([0.5, 2.0, 1.0]))
-    monkeypatch.setattr(shipped, "bound_words", lambda latents, text: torch.tensor([1.0, 2.0, 2.0]))
+    monkeypatch.setattr(shipped, "bound_words", lambda latents, text, clauses=None: torch.tensor([1.0, 2.0, 2.0]))
     kept = {}
     real = shipped._first_frame_candidates
     monkeypatch.setattr(shipped, "_first_frame_candidates", lambda *a: kept.setdefault("x", real(*a)))
@@ -284,7 +314,7 @@ def test_first_frame_retries_draw_another_batch_while_no_candidate_passes(shippe
     monkeypatch.setattr(shipped, "_first_frame_candidates", lambda *a: batches.append(real(*a)) or batches[-1])
     passing = {}  # number of candidates drawn → the index of the one that passes once that many are drawn
 
-    def keys(x, text, config):
+    def keys(x, text, config, clauses=None):
         clean = torch.zeros(len(x), dtype=torch.bool)
         if len(x) in passing:
             clean[passing[len(x)]] = True

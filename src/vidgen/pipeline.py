@@ -444,13 +444,14 @@ class VideoPipeline:
               "'autoregressive' for stream (joint mode holds all frames at once)")
         prefix = self._given_frames(config, image, video)
         text, null_text = self._texts(prompt, config)
+        clauses = self.clauses(prompt)
         if config.retake == 0:
-            for _, decoded in self._take(config, text, null_text, prefix, generator, guess):
+            for _, decoded in self._take(config, text, null_text, prefix, generator, guess, clauses):
                 yield to_uint8(decoded)[0]
             return
         best, least = [], (float("inf"), 0, 0)
         for _ in range(config.retake + 1):
-            take = list(self._take(config, text, null_text, prefix, generator, guess))
+            take = list(self._take(config, text, null_text, prefix, generator, guess, clauses))
             short = self.judge_take([x for x, _ in take], text, config.retake_turns,
                                     config.retake_walls and prefix is None, [d for _, d in take])
             if short < least:
@@ -460,8 +461,10 @@ class VideoPipeline:
         for _, decoded in best:
             yield to_uint8(decoded)[0]
 
-    def _take(self, config: GenerationConfig, text, null_text, prefix, generator, guess) -> Iterator:
-        """One draw of an autoregressive video: (latents, decoded) per frame, one at a time (`stream`)."""
+    def _take(self, config: GenerationConfig, text, null_text, prefix, generator, guess,
+              clauses=None) -> Iterator:
+        """One draw of an autoregressive video: (latents, decoded) per frame, one at a time (`stream`); `clauses`:
+        the prompt's (`clauses`), for the first-frame pick."""
         last = {}  # the latest frame and its decode for the video, which the image-space carry warps as it is
         bound = {}  # the latest latents bound and their binding: the layered carry and the keeper share it
 
@@ -485,13 +488,13 @@ class VideoPipeline:
         shape = self._frame_shape(config)
         if prefix is None and (config.first_frame_candidates > 1 or config.first_frame_steps):  # frame 0 apart
             candidates = self._first_frame_candidates(text, null_text, config, shape, generator)
-            keys = self._first_frame_keys(candidates, text, config)
+            keys = self._first_frame_keys(candidates, text, config, clauses)
             for _ in range(config.first_frame_retries if config.first_frame_pick == "objects" else 0):
                 if keys[1].any():
                     break
                 candidates = torch.cat([candidates, self._first_frame_candidates(text, null_text, config, shape,
                                                                                  generator)])
-                keys = self._first_frame_keys(candidates, text, config)
+                keys = self._first_frame_keys(candidates, text, config, clauses)
             prefix = candidates[self._pick_first_frame(candidates, text, config, generator, keys)][None, None]
         latents = sample_autoregressive(model, self.make_scheduler(config), shape, config.num_frames,
                                         config.num_inference_steps, window=config.window,
@@ -546,14 +549,15 @@ class VideoPipeline:
             error = torch.where(clean if clean.any() else most, error, torch.inf)
         return first_within(error, config.first_frame_margin)
 
-    def _first_frame_keys(self, candidates: torch.Tensor, text: torch.Tensor,
-                          config: GenerationConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(K,) bool each: the candidates that bind the most words (`bound_words`), and of those the ones that
-        pass the pick's judge too (pick objects: they draw no more separate objects than words bound,
-        `layers.drawn_objects`; pick binding: all of them); None with pick error (no keys, the error alone)."""
+    def _first_frame_keys(self, candidates: torch.Tensor, text: torch.Tensor, config: GenerationConfig,
+                          clauses: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(K,) bool each: the candidates that bind the most words (`bound_words`, each clause of the prompt once
+        with its `clauses`), and of those the ones that pass the pick's judge too (pick objects: they draw no more
+        separate objects than words bound, `layers.drawn_objects`; pick binding: all of them); None with pick
+        error (no keys, the error alone)."""
         if config.first_frame_pick == "error":
             return None
-        bound = self.bound_words(candidates, text)
+        bound = self.bound_words(candidates, text, clauses)
         most = bound == bound.max()
         if config.first_frame_pick != "objects":
             return most, most
@@ -563,14 +567,36 @@ class VideoPipeline:
         return most, most & ~extra
 
     @torch.no_grad()
-    def bound_words(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def bound_words(self, latents: torch.Tensor, text: torch.Tensor,
+                    clauses: torch.Tensor | None = None) -> torch.Tensor:
         """(K,): for latents (K, c, h, w), how many of the caption's words (`text`, an `encode_prompt` output) some
         place takes outright under the adapter's word field (its binding by appearance, `WordField.bind`): the
         sum over words of their peak weight over places to the fourth power, floored after adding 0.1, so that a
         word half taken adds 1/16. A trained field binds each object to one word of its clause (model card), so
-        a frame that draws one object twice and leaves out the other binds one word fewer."""
-        peak = self.bind(latents, text)[:, :-1].flatten(2).amax(2)  # (K, L): the still key left out
-        return torch.floor(peak.pow(4).sum(1) + 0.1)
+        a frame that draws one object twice and leaves out the other binds one word fewer. With `clauses` (the
+        prompt's `clauses`), the words of one clause add up to 1 at most: a copy drawn beside an object can bind
+        another word of its clause (one copy "yellow", the other "square"), which is one object named, not two."""
+        strength = self.bind(latents, text)[:, :-1].flatten(2).amax(2).pow(4)  # (K, L): the still key left out
+        if clauses is None:
+            return torch.floor(strength.sum(1) + 0.1)
+        inside = clauses >= 0
+        named = strength.new_zeros(len(strength), int(clauses.max()) + 1 if inside.any() else 0)
+        named.index_add_(1, clauses[inside], strength[:, inside])
+        return torch.floor(named.clamp(max=1).sum(1) + strength[:, ~inside].sum(1) + 0.1)
+
+    def clauses(self, prompt: str) -> torch.Tensor:
+        """(L,) long: per token of the prompt as `encode_prompt` reads it, the clause it belongs to, the clauses
+        split at the word "and" (which the shapes world's captions put between objects: each clause names one),
+        and −1 for the word "and" itself and the tokenizer's own tokens (start, end, padding)."""
+        ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True).input_ids
+        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        special, clause, out = set(self.tokenizer.all_special_ids), 0, []
+        for i, token in zip(ids, tokens):
+            joins = token.removesuffix("</w>").lower() == "and"
+            out.append(-1 if joins or i in special else clause)
+            clause += joins
+        return torch.tensor(out, device=self.device)
 
     def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
                    judge_walls: bool = False, images: list[torch.Tensor] | None = None) -> tuple[float, int, int]:
