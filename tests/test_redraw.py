@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import FADE, KEEP, SMALLEST, STALL, fade, jump, kept_share, walls
+from vidgen.redraw import FADE, KEEP, SMALLEST, STALL, STRAY, fade, jump, kept_share, sightings, strays, walls
 from vidgen.redraw import turns as count_turns
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
@@ -175,7 +175,7 @@ def test_an_object_of_frame_0_whose_caption_moves_it_past_the_edge_ahead_counts_
     """Word 0 (rows 0–3 of `steps`) at places 8–10 of 12: its pixels end at x = 43 of a 48-px frame (4 px a
     place); word 1 stands at rows 5–7. Past the edge: beyond 47.5, half a pixel past the last one."""
     first = binding((1, 8, 3, 3), (5, 2, 3, 3))
-    count = lambda weights, *moves: walls([drawn(weights)], [weights], steps(*moves), 4)  # noqa: E731
+    count = lambda weights, *moves: walls(sightings([drawn(weights)], [weights], steps(*moves), 4))  # noqa: E731
     assert count(first, (1, 0), (0, 0)) == 0  # 4 px: to x = 47, the edge, not past it
     assert count(first, (1.2, 0), (0, 0)) == 1  # 4.8 px: past it; the world would bounce it at once
     assert count(first, (-1.2, 0), (0, 0)) == 0  # moving away from it
@@ -196,7 +196,7 @@ def test_a_fast_object_pressed_at_the_edge_for_two_frames_counts_and_one_that_tu
 
     def count(xs, move=(1, 0)):
         bindings = [binding((1, x, 3, 3) if x is not None else (1, 0, 0, 0), (5, 1, 3, 3)) for x in xs]
-        return walls([drawn(b) for b in bindings], bindings, steps(move, (0, 0)), 4)
+        return walls(sightings([drawn(b) for b in bindings], bindings, steps(move, (0, 0)), 4))
 
     assert count((6, 7, 8, 9, 8, 7)) == 0  # turned on time
     assert count((6, 7, 8, 9, 9, 8)) == 1  # pressed at the edge two frames: a late turn
@@ -205,3 +205,24 @@ def test_a_fast_object_pressed_at_the_edge_for_two_frames_counts_and_one_that_tu
     assert count((6, 7, 8, 9, 9, 8), (0.25, 0)) == 0  # slow: not judged
     assert count((2, 1, 0, 0, 1, 2), (-1, 0)) == 1  # at the left edge
     assert count((6, 7, 8, 9, None, 9, 8)) == 0  # a frame that does not bind it leaves its pairs out
+
+
+def test_a_still_object_that_leaves_its_place_counts_and_one_that_wanders_a_little_or_merges_does_not():
+    """Word 1 (rows 5–7, 3×3 places of 4 px) stands still under its caption's step; word 0 (rows 1–3) moves right
+    1 place a frame. Word 1 counts when its pixels' centre lies more than STRAY (4 px) from frame 0's, root mean
+    square over the frames that show it whole."""
+    assert STRAY == 4.0
+
+    def count(xs, still=(0, 0), spans=None):
+        spans = spans or [3] * len(xs)
+        bindings = [binding((1, k % 4, 3, 3), (5, x, 3 if x is not None else 0, span) if x is not None else
+                            (5, 0, 0, 0)) for k, (x, span) in enumerate(zip(xs, spans))]
+        return strays(sightings([drawn(b) for b in bindings], bindings, steps((1, 0), still), 4))
+
+    assert count((6, 6, 6, 6, 6)) == 0  # in place
+    assert count((6, 6, 8, 8, 8)) == 1  # pushed 2 places (8 px) aside for three of four frames: 6.9 px
+    assert count((6, 6, 7, 6, 6)) == 0  # 1 place (4 px) off in one frame of four: 2 px
+    assert count((6, 7, 7, 7, 7)) == 0  # 4 px in each: STRAY is not passed
+    assert count((6, 6, 8, 8, 8), spans=(3, 3, 5, 5, 5)) == 0  # 5 places wide there: merged, not read
+    assert count((6, None, 8, 8, 8)) == 1  # a frame that does not bind it is left out
+    assert count((6, 6, 8, 8, 8), still=(0.25, 0)) == 0  # a moving object (1 px a frame): not judged here

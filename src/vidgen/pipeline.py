@@ -18,7 +18,7 @@ from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry, drawn_objects
-from .redraw import fade, jump, turns, walls
+from .redraw import fade, jump, sightings, strays, turns, walls
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .track import TRACKS, TrackKeeper, bounce
@@ -108,11 +108,13 @@ class GenerationConfig:
     #     one) is drawn again from the start, frame 0 too, with new noise, up to N times, and the take whose worst
     #     fade is least is kept (with retake_turns, of those, the one with the fewest turns); the video is held
     #     whole until then (memory grows with num_frames); needs flow_words, word_binding appearance
-    retake_turns: bool = False  # with retake (else ignored): a take in which an object of frame 0 moving at
-    #     least FAST image px a frame turns back away from the frame's border (`redraw.turns`: where two
-    #     objects would meet, the adapter stalls one and turns it) is drawn again too; an object kept comes first,
-    #     so a take that turns is kept over one that fades; a prior of the demo's shapes world, whose objects turn
-    #     only at walls: leave it off for real videos
+    retake_turns: bool = False  # with retake (else ignored): a take in which an object of frame 0 leaves its
+    #     caption's path in mid-frame is drawn again too: one moving at least FAST image px a frame that turns back
+    #     away from the frame's border (`redraw.turns`: where two objects would meet, the adapter stalls one and
+    #     turns it), or a still one whose pixels move STRAY px off (`redraw.strays`: pushed aside by one that
+    #     would cross it, or drawn again elsewhere); an object kept comes first, so a take with such an object is
+    #     kept over one that fades; a prior of the demo's shapes world, whose objects turn only at walls and
+    #     whose still objects stay put: leave it off for real videos
     retake_walls: bool = False  # with retake (else ignored), when the video draws its own frame 0: a take in
     #     which a fast object (at least FAST image px a frame) turns late at the frame's edge (`redraw.walls`:
     #     frame 0 puts it at the edge moving into it, which frame 1 cannot turn, or it stays at the edge for two
@@ -600,17 +602,21 @@ class VideoPipeline:
 
     def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
                    judge_walls: bool = False, images: list[torch.Tensor] | None = None) -> tuple[float, int, int]:
-        """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0, its
-        `redraw.turns`, or 0 unless `judge_turns`, its fast objects late at a wall, `redraw.walls`, or 0 unless
-        `judge_walls`), objects kept first, then paths, then walls; all 0 passes. latents: per frame (1, c, h,
-        w); text: an `encode_prompt` output; `images`: the frames' `_decode`, when the caller already made them."""
+        """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0; its
+        objects off the caption's path in mid-frame, or 0 unless `judge_turns`: moving ones that turn,
+        `redraw.turns`, and still ones that leave their place, `redraw.strays`; its fast objects late at a wall,
+        `redraw.walls`, or 0 unless `judge_walls`), objects kept first, then paths, then walls; all 0 passes.
+        latents: per frame (1, c, h, w); text: an `encode_prompt` output; `images`: the frames' `_decode`, when
+        the caller already made them."""
         bindings = [self.bind(x, text)[0, :-1] for x in latents]
         worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
-        step = self.caption_steps(latents[0], text)[0] if judge_turns or judge_walls else None
-        if judge_walls and images is None:
-            images = [self._decode(x) for x in latents]
-        return (worst, turns(bindings, step, self.vae_scale_factor) if judge_turns else 0,
-                walls(images, bindings, step, self.vae_scale_factor) if judge_walls else 0)
+        if not (judge_turns or judge_walls):
+            return worst, 0, 0
+        step = self.caption_steps(latents[0], text)[0]
+        images = images if images is not None else [self._decode(x) for x in latents]
+        seen = sightings(images, bindings, step, self.vae_scale_factor)
+        return (worst, turns(bindings, step, self.vae_scale_factor) + strays(seen) if judge_turns else 0,
+                walls(seen) if judge_walls else 0)
 
     def caption_steps(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The adapter's word field's displacement of latents (K, c, h, w) as the caption (`text`, an

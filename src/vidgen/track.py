@@ -41,12 +41,11 @@ from torch.nn import functional as F
 
 from .fields import warp
 from .layers import objects, past
-from .redraw import FAST, moving_objects
+from .redraw import FAST, STILL, moving_objects
 
 TRACKS = ("none", "across", "full")  # GenerationConfig.carry_track
 ITERATIONS = 4  # Lucas–Kanade steps
 MAX_SHIFT = 1.5  # image px: a larger shift is no small redraw (an object lost, swapped, or met by another)
-STILL = 0.3  # image px a frame: an object whose displacement is below this is still (its whole shift is noise)
 BOUNCE = 0.5  # share of its step: `bounce` turns an object that the carry would move this far past the edge ahead
 
 
