@@ -61,8 +61,8 @@ STILL = 0.3  # image px a frame: an object whose words move it less is still (`s
 #     is noise)
 STRAY = 4.0  # image px: `strays` counts a still object whose pixels' centre lies this far from frame 0's (root
 #     mean square over the frames), twice the bar's trajectory error (a still object's pixels wander about 1 px:
-#     over 528 videos of seeds 1–6, 95% of still objects stay within 2.2 px, and the two beyond 11 px are objects
-#     pushed aside or drawn again elsewhere)
+#     in a scratch reading of 528 videos of seeds 1–6, 95% of the still objects stay within 2.2 px, and the two
+#     beyond 11 px are one pushed aside and one drawn again elsewhere: model card)
 WHOLE = 3.0  # image px: `strays` reads a frame where an object's pixels span within this of their frame-0 extent
 STALL = 0.5  # share of its step: `walls` counts an object whose pixels' gaps to the edge in two consecutive frames
 #     add up to less (two frames pressed at the edge add up to 1 px, a turn on time to its step, 3 px, less the
@@ -208,8 +208,8 @@ def strays(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     their place: their pixels' centre lies more than STRAY px from frame 0's, root mean square over the frames
     that show them whole (`box` extent within WHOLE px of frame 0's along each axis: not merged with another
     object's pixels, nor partly hidden). The shapes world's still objects stay put; the adapter now and then
-    pushes one aside where a moving object would cross it, or draws it again elsewhere (model card, "A still
-    object that leaves its place"). seen: the video's `sightings`, frame 0 first."""
+    pushes one aside where a moving object would cross it, or draws it again elsewhere (model card, "A copy that
+    binds another word, and a still object that leaves its place"). seen: the video's `sightings`, frame 0 first."""
     count = 0
     for word, (pixels, move) in seen[0].items():
         if float(move.norm()) >= STILL:
