@@ -226,3 +226,6 @@ def test_a_still_object_that_leaves_its_place_counts_and_one_that_wanders_a_litt
     assert count((6, 6, 8, 8, 8), spans=(3, 3, 5, 5, 5)) == 0  # 5 places wide there: merged, not read
     assert count((6, None, 8, 8, 8)) == 1  # a frame that does not bind it is left out
     assert count((6, 6, 8, 8, 8), still=(0.25, 0)) == 0  # a moving object (1 px a frame): not judged here
+    bindings = [binding((1, 0, 3, 3), (5, x, 3, 3)) for x in (6, 8, 8)]
+    images = [drawn(binding((1, 0, 3, 3)))] + [drawn(b) for b in bindings[1:]]  # frame 0 binds word 1, draws no ink
+    assert strays(sightings(images, bindings, steps((1, 0), (0, 0)), 4)) == 0

@@ -212,8 +212,8 @@ def strays(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     binds another word, and a still object that leaves its place"). seen: the video's `sightings`, frame 0 first."""
     count = 0
     for word, (pixels, move) in seen[0].items():
-        if float(move.norm()) >= STILL:
-            continue
+        if float(move.norm()) >= STILL or not pixels.any():
+            continue  # moving, or bound where frame 0 has no ink: no place to keep
         start, size = box(pixels)
         off = [float((centre - start).pow(2).sum()) for centre, extent in (box(f[word][0]) for f in seen[1:]
                                                                             if word in f and f[word][0].any())
