@@ -2,8 +2,9 @@
 each mp4 is encoded again by the shipped VAE and bound by the shipped adapter's word field, and `redraw.turns`
 (an object turning back away from the frame's border), `redraw.fade` (an object of frame 0 shrinking to under
 FADE of its places), `redraw.strays` (a still object leaving its place) and `redraw.walls` (a fast object late at
-a wall; these two read off the mp4's frames as the take's decodes) are read off the bindings, as `retake` reads them off a take's latents (which bind a little
-differently from latents encoded again from the mp4, so a flag here is an estimate of the sampler's).
+a wall; these two read off the mp4's frames as the take's decodes) are read off the bindings, as `retake` reads
+them off a take's latents (which bind a little differently from latents encoded again from the mp4, so a flag
+here is an estimate of the sampler's).
 
 Per folder: the videos each judge flags, with their trajectory error, and the share of the folder's squared
 error they hold.
@@ -21,8 +22,8 @@ from common import cli, folder_benchmark
 
 from vidgen import VideoPipeline
 from vidgen.data.video_folder import read_captions
-from vidgen.redraw import sightings, strays, turns, walls
 from vidgen.eval.scorer import score_video
+from vidgen.redraw import fade, sightings, strays, turns, walls
 from vidgen.video import read_video
 
 PIPE: list[VideoPipeline] = []
@@ -31,14 +32,14 @@ PIPE: list[VideoPipeline] = []
 @torch.no_grad()
 def judge(pipe: VideoPipeline, frames, caption: str) -> tuple[float, int, int, int]:
     """(the worst fade, the turns, the still objects astray, the walls) of a video (f, H, W, 3) uint8 under its
-    caption, as `VideoPipeline.judge_take` reads them (which adds the turns and the strays)."""
+    caption, each read as `VideoPipeline.judge_take` reads it (which adds the turns and the strays)."""
     images = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 127.5 - 1 for f in frames]
     latents = list(pipe.encode_frames(frames)[:, None])
     text = pipe.encode_prompt(caption)
     bindings = [pipe.bind(x, text)[0, :-1] for x in latents]
     step = pipe.caption_steps(latents[0], text)[0]
     seen = sightings(images, bindings, step, pipe.vae_scale_factor)
-    worst = pipe.judge_take(latents, text, False, False)[0]
+    worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
     return worst, turns(bindings, step, pipe.vae_scale_factor), strays(seen), walls(seen)
 
 

@@ -79,10 +79,10 @@ def test_redraw_judges_frames_by_the_shipped_binding_and_draws_a_rejected_frame_
 
 def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_short_take(shipped, monkeypatch):
     """A single object keeps its places in every frame: one take, the same video as without `retake`. A take
-    judged faded (or, with `retake_turns`, turning in mid-frame or with a still object astray) is drawn again from the start with the
-    generator's next draws, and the first passing take is kept, or when none passes the least faded (with
-    `retake_turns`, of those the one that turns least; with `retake_walls`, of those the one whose frame 0 puts
-    fewest objects at a wall, unless frame 0 is given)."""
+    judged faded (or, with `retake_turns`, turning in mid-frame or with a still object astray) is drawn again
+    from the start with the generator's next draws, and the first passing take is kept, or when none passes the
+    least faded (with `retake_turns`, of those the one that turns least; with `retake_walls`, of those the one
+    whose frame 0 puts fewest objects at a wall, unless frame 0 is given)."""
     import vidgen.pipeline
 
     real, judged = vidgen.pipeline.fade, []

@@ -357,8 +357,7 @@ class VideoPipeline:
         """The text condition the denoiser takes: the text encoder's output tokens (1, L, d), followed along the
         feature axis by its input word embeddings (token + position; (1, L, 2d) in all) when the adapter's
         spatial path reads words (`spatial_text_words`)."""
-        ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(self.device)
+        ids = torch.tensor([self._token_ids(prompt)], device=self.device)
         adapter = self.denoiser.adapter.config
         if not adapter.get("spatial_text_words", False):
             return self.text_encoder(ids)[0].to(self.dtype)
@@ -586,12 +585,17 @@ class VideoPipeline:
         named.index_add_(1, clauses[inside], strength[:, inside])
         return torch.floor(named.clamp(max=1).sum(1) + strength[:, ~inside].sum(1) + 0.1)
 
+    def _token_ids(self, prompt: str) -> list[int]:
+        """The prompt's token ids, padded and cut to the tokenizer's length: what `encode_prompt` encodes and
+        `clauses` splits, position for position."""
+        return self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
+                              truncation=True).input_ids
+
     def clauses(self, prompt: str) -> torch.Tensor:
         """(L,) long: per token of the prompt as `encode_prompt` reads it, the clause it belongs to, the clauses
         split at the word "and" (which the shapes world's captions put between objects: each clause names one),
         and −1 for the word "and" itself and the tokenizer's own tokens (start, end, padding)."""
-        ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True).input_ids
+        ids = self._token_ids(prompt)
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
         special, clause, out = set(self.tokenizer.all_special_ids), 0, []
         for i, token in zip(ids, tokens):
