@@ -9,10 +9,13 @@ step, −1 the full step back), beside the object's true step in the same units 
 (signed) field's length along the motion at the object, over the caption's step (median): 1 when the field
 carries the object exactly as far as the caption says. `turn_right`: whether the sampler's own decision (the free
 field's read over the object, `Context.turn`, below 0 turns it) matches the true step's side of the caption's
-direction. Rows by speed, and by size and speed ("large quickly, bounce step").
+direction. Rows by speed, and by size and speed ("large quickly, bounce step"); with `--by-direction`, by size,
+speed and the caption's direction instead ("large quickly up, bounce step": which wall the field turns late at).
 
     python benchmarks/bounce_reading.py --adapter runs/adapter-app3/adapter models/shapes-adapter
     # writes benchmarks/results/bounce_reading.json (--name NAME: NAME.json)
+    python benchmarks/bounce_reading.py --adapter models/shapes-adapter --videos 1500 --by-direction \
+        --name bounce_reading_sides
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def wall_frames(pipe: VideoPipeline, folder: Path, num_videos: int):
                 context = adapter.encode(*ctx.as_args(), text)
             x, y = (min(max(int(round(v / scale - 0.5)), 0), latents.shape[-1] - 1) for v in centres[i - 1])
             frames, offsets, _, _, mask = ctx.as_args()
-            yield dict(speed=speed, size=scene.objects[0].size, where=kind(i, last_turn), shift=shifts[i - 1],
+            yield dict(speed=speed, size=scene.objects[0].size, direction=scene.objects[0].direction,
+                       where=kind(i, last_turn), shift=shifts[i - 1],
                        axis=axis, scale=scale,
                        velocity=scene.objects[0].velocity(video.shape[1])[axis], y=y, x=x, context=context,
                        frames=frames, offsets=offsets, mask=mask,
@@ -78,7 +82,7 @@ def wall_frames(pipe: VideoPipeline, folder: Path, num_videos: int):
             break
 
 
-def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
+def reading(pipe: VideoPipeline, folder: Path, num_videos: int, by_direction: bool = False) -> dict:
     tally: dict[tuple[str, str], list] = {}
     for f in wall_frames(pipe, folder, num_videos):
         shift, velocity, axis, context = f["shift"], f["velocity"], f["axis"], f["context"]
@@ -91,7 +95,9 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
         turns_right = context.turn is not None and (  # the sampler's decision: it turns where the read is below 0
             context.turn[0, f["y"], f["x"]].item() < 0) == (shift * velocity < 0)
         field_length = abs(field[axis].item()) * f["scale"] / abs(velocity)
-        for group in (f["speed"], f"{f['size']} {f['speed']}"):  # by speed, and by size and speed
+        groups = [f"{f['size']} {f['speed']} {f['direction']}"] if by_direction else \
+            [f["speed"], f"{f['size']} {f['speed']}"]  # by speed, and by size and speed
+        for group in groups:
             row = tally.setdefault((group, f["where"]), [0, 0, 0, [], [], [], 0])
             row[0] += int(-field[axis].item() * shift > 0)  # warp reads p + field
             row[1] += int(free_right)
@@ -108,26 +114,32 @@ def reading(pipe: VideoPipeline, folder: Path, num_videos: int) -> dict:
             for (group, where), (a, b, n, along, true, length, c) in sorted(tally.items())}
 
 
-def adapters_main(description: str, name: str, measure) -> None:
-    """The command line both wall readings share: `measure(pipe, data folder, videos)` → {where: row} per
-    `--adapter`, printed a row a line and written to benchmarks/results/NAME.json."""
+def adapters_main(description: str, name: str, measure, options: dict | None = None) -> None:
+    """The command line both wall readings share: `measure(pipe, data folder, videos, **options)` → {where: row}
+    per `--adapter`, printed a row a line and written to benchmarks/results/NAME.json. `options`: flag → help of
+    further on/off flags passed on to `measure` (by their names, dashes as underscores)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="models/shapes-base")
     parser.add_argument("--adapter", nargs="+", required=True)
     parser.add_argument("--data", type=Path, default=Path("runs/shapes-train"))
     parser.add_argument("--videos", type=int, default=120)
     parser.add_argument("--name", default=name, help="results go to benchmarks/results/NAME.json")
+    for flag, text in (options or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     args = parser.parse_args()
+    extra = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag in options or {}}
     results = {}
     for adapter in args.adapter:
-        results[adapter] = measure(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data, args.videos)
+        results[adapter] = measure(VideoPipeline.from_pretrained(args.model, adapter=adapter), args.data,
+                                   args.videos, **extra)
         for where, row in results[adapter].items():
             print(adapter, where, row, flush=True)
     write_results(args.name, {"results": results})
 
 
 def main() -> None:
-    adapters_main(__doc__.splitlines()[0], "bounce_reading", reading)
+    adapters_main(__doc__.splitlines()[0], "bounce_reading", reading,
+                  {"--by-direction": "rows by size, speed and the caption's direction"})
 
 
 if __name__ == "__main__":

@@ -122,3 +122,42 @@ def test_error_budget_puts_each_object_frame_down_to_one_cause(tmp_path):
     mid = shapes.render(scene, [np.array([[32.0, 32.0]] * 16)], 64)
     assert error_budget.starts_at_wall(at_wall[:1], scene.caption(), 16) == [True]
     assert error_budget.starts_at_wall(mid[:1], scene.caption(), 16) == [False]
+
+
+def test_wall_sides_finds_the_direction_that_turns_late(tmp_path):
+    """Two fast squares, one moving up and one moving down, each bouncing as the world does; the same videos with
+    the one moving up pressed at the top wall for three frames before it turns: only "up quickly" turns late, runs
+    past the wall and grows its error, and were it as far off as the one moving down the folder would read
+    less."""
+    import numpy as np
+
+    import wall_sides
+    from vidgen.data import shapes
+    from vidgen.eval.evaluate import evaluate_folder
+    from vidgen.video import export_video
+
+    def folder(name: str, stall: int) -> Path:
+        out = tmp_path / name
+        out.mkdir()
+        lines = []
+        for k, (direction, x) in enumerate((("up", 16.0), ("down", 48.0))):
+            obj = shapes.ShapeObject("red", "square", "small", direction, "quickly")
+            scene = shapes.Scene((obj,), "black")
+            path = shapes.trajectory(obj, np.array([x, 32.0]), 64, 16)
+            if direction == "up" and stall:
+                turn = int(np.argmin(path[:, 1]))
+                path = np.concatenate([path[:turn + 1], np.repeat(path[turn:turn + 1], stall, 0),
+                                       path[turn + 1:]])[:16]
+            export_video(shapes.render(scene, [path], 64), out / f"v{k}.mp4")
+            lines.append(json.dumps({"file": f"v{k}.mp4", "caption": scene.caption()}))
+        (out / "captions.jsonl").write_text("\n".join(lines) + "\n")
+        evaluate_folder(out, frechet=False).write(out / "eval.json")
+        return out
+
+    clean, late = wall_sides.measure(folder("clean", 0)), wall_sides.measure(folder("late", 3))
+    assert clean["trajectory_rmse"] < 0.5
+    up, down = late["motions"]["up quickly"], late["motions"]["down quickly"]
+    assert up["two_or_more_frames_late"] == 1 and down["two_or_more_frames_late"] == 0
+    assert up["rmse_px_found"] > 3 > down["rmse_px_found"] and up["share_of_squared_error"] > 0.9
+    assert up["past_wall_px_mean"] < 1  # pressed at the wall, not through it
+    assert late["rmse_were_up_as_the_other_directions"] < 0.5 < late["trajectory_rmse"]
