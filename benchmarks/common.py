@@ -18,6 +18,9 @@ from vidgen.errors import VidgenError
 from vidgen.eval.evaluate import Report, evaluate_folder, generate_folder
 
 
+BAR = 2.0  # px RMS: issue 4's trajectory bar, which plots draw their results against
+
+
 def cli(main) -> None:
     """Call a benchmark's `main`: bad input (a VidgenError) prints one line and exits with status 2."""
     try:

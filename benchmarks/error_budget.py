@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from common import cli, folder_benchmark, pyplot
+from common import BAR, cli, folder_benchmark, pyplot
 from crossing import crosses
 from first_frame import mistakes, objects_right
 from motion_follow import axis_of, object_centres
@@ -36,7 +36,6 @@ from vidgen.eval.scorer import expected_path, score_video
 from vidgen.video import read_video
 
 CAUSES = ("lost", "frame 0 wrong", "starts at a wall", "paths cross", "two objects, apart", "one object")
-BAR = 2.0  # px RMS: issue 4's trajectory bar
 
 
 def starts_at_wall(frame: np.ndarray, caption: str, frames: int) -> list[bool]:

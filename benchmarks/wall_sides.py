@@ -14,7 +14,6 @@ error that one side holds.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -22,21 +21,21 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from common import cli, folder_benchmark, pyplot  # noqa: E402
+from common import BAR, cli, folder_benchmark, pyplot  # noqa: E402
+from direction_split import report  # noqa: E402
 from motion_follow import object_centres  # noqa: E402
 from vidgen.data.shapes import DIRECTIONS, SPEEDS, parse_caption  # noqa: E402
 from vidgen.data.video_folder import read_captions  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
 from wall_turns import object_turn  # noqa: E402
 
-BAR = 2.0  # px: the issue's trajectory bar
 SIDE = "up"  # the direction whose share `measure` takes out
 
 
 def objects(folder: Path):
     """(direction, speed, squared errors per frame with None where not scored, canvas, wall turn or None) per
     moving object of the folder's videos; and the folder's (squared error, object-frames) over all objects."""
-    scored = {v["video"]: v for v in json.loads((folder / "eval.json").read_text())["videos"]}
+    scored = {v["video"]: v for v in report(folder)["videos"]}  # a clear error where it was not scored
     rows, total, frames = [], 0.0, 0
     for path, caption in read_captions(folder):
         errors_by_object = scored[path.name]["path_error_by_object"]
@@ -88,7 +87,7 @@ def measure(folder: Path) -> dict:
 
 
 def show(results: dict) -> str:
-    swapped = next((v for k, v in results.items() if k.startswith("rmse_were")), None)
+    swapped = results[f"rmse_were_{SIDE}_as_the_other_directions"]
     return (f"{results['trajectory_rmse']} px ({swapped} px were {SIDE} as the rest) | " +
             " | ".join(f"{k}: {v['rmse_px_found']} px, {v['share_of_squared_error']:.0%}, "
                        f"{v['two_or_more_frames_late']}/{v['wall_turns']} late ≥2, past {v['past_wall_px_mean']} px"
