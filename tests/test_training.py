@@ -217,9 +217,24 @@ def test_oversampled_clips_are_drawn_in_proportion(pipe, tiny_model, video_folde
     assert set(drawn.tolist()) == {0.0, 1.0, 2.0, 3.0}
     with pytest.raises(VidgenError, match="oversample: got ' or :3'"):
         clip_weights(config(tiny_model, video_folder, tmp_path, oversample=" or :3"), captions, ids)
-    for bad in (" and :0", " and :inf", " and :many", ":2"):
+    for bad in (" and :0", " and :inf", " and :many", ":2", " and :3;", " and :3;up"):
         with pytest.raises(VidgenError, match="oversample: got"):
             config(tiny_model, video_folder, tmp_path, oversample=bad).validate()
+
+
+def test_oversample_rules_multiply(tiny_model, video_folder, tmp_path):
+    """Several `--oversample` rules joined by ';': each clip's weight is the product of the factors of the rules
+    its caption matches; a rule no caption matches is refused by name."""
+    from vidgen.training import clip_weights
+
+    captions = ["a red circle moving up", "a red circle moving up and a blue square", "a blue square and a cross",
+                "a cross"]
+    cfg = config(tiny_model, video_folder, tmp_path, oversample=" and :3; up:2")
+    cfg.validate()
+    assert clip_weights(cfg, captions, torch.tensor([0, 1, 2, 3, 1])).tolist() == [2.0, 6.0, 3.0, 1.0, 6.0]
+    with pytest.raises(VidgenError, match="none contains ' left'"):
+        clip_weights(config(tiny_model, video_folder, tmp_path, oversample=" and :3; left:2"), captions,
+                     torch.tensor([0, 1]))
 
 
 def test_x0_loss_weighting_is_the_x0_error(pipe, tiny_model, video_folder, tmp_path):

@@ -112,7 +112,8 @@ class TrainConfig:
     #                                "spatial.flow": the free field's head); the rest keep the --init-adapter weights
     init_adapter: str | None = None  # start from this adapter folder's weights where names and shapes match
     oversample: str | None = None  # "TEXT:FACTOR": clips whose caption contains TEXT are drawn FACTOR times as
-    #                                often as the others (e.g. " and :2" for more two-object scenes)
+    #                                often as the others (e.g. " and :2" for more two-object scenes); several
+    #                                rules joined by ";" multiply where a caption holds more than one TEXT
     own_context: float = 0.0  # share of autoregressive examples past frame 1 whose context frames after frame 0
     #                           are the init adapter's own video of the clip (`own_from`; made once before
     #                           training, own_frames); the targets stay real
@@ -186,16 +187,20 @@ class TrainConfig:
               "0, or a step N ≥ 1 with --hard-frames above 1")
         check(self.hard_rank in HARD_RANKS, "hard_rank", self.hard_rank, " or ".join(HARD_RANKS))
         if self.oversample is not None:
-            self.oversample_rule()
+            self.oversample_rules()
         check_adapter_options(**self.adapter_options())
 
-    def oversample_rule(self) -> tuple[str, float]:
-        """`oversample` as (text, factor)."""
-        text, _, factor = self.oversample.rpartition(":")
-        weight = positive_number(factor)
-        check(bool(text) and weight is not None, "oversample", self.oversample,
-              "'TEXT:FACTOR' with a caption fragment TEXT and a finite number FACTOR > 0, e.g. ' and :2'")
-        return text, weight
+    def oversample_rules(self) -> list[tuple[str, float]]:
+        """`oversample` as [(text, factor), ...], one pair per ";"-separated rule."""
+        rules = []
+        for rule in self.oversample.split(";"):
+            text, _, factor = rule.rpartition(":")
+            weight = positive_number(factor)
+            check(bool(text) and weight is not None, "oversample", self.oversample,
+                  "'TEXT:FACTOR' with a caption fragment TEXT and a finite number FACTOR > 0, e.g. ' and :2', "
+                  "or several such rules joined by ';'")
+            rules.append((text, weight))
+        return rules
 
     def adapter_options(self) -> dict:
         return dict(num_tokens=self.num_tokens, width=self.adapter_width, depth=self.adapter_depth,
@@ -266,15 +271,19 @@ def prepare_data(config: TrainConfig, pipe, size: tuple[int, int], dataset=None)
 
 
 def clip_weights(config: TrainConfig, captions: list[str], ids: torch.Tensor) -> torch.Tensor | None:
-    """Relative draw weight of each clip under `config.oversample` (None without it)."""
+    """Relative draw weight of each clip under `config.oversample` (None without it): the product of the factors
+    of the rules whose text its caption contains."""
     if config.oversample is None:
         return None
-    text, factor = config.oversample_rule()
-    hit = torch.tensor([text in c for c in captions])[ids]
-    check(bool(hit.any()), "oversample", config.oversample, "a TEXT that some training caption contains")
-    print(f"oversample: {int(hit.sum())} of {len(ids)} clips have {text!r} in their caption, "
-          f"drawn {factor:g}× as often")
-    return torch.where(hit, factor, 1.0)
+    weights = torch.ones(len(ids))
+    for text, factor in config.oversample_rules():
+        hit = torch.tensor([text in c for c in captions])[ids]
+        check(bool(hit.any()), "oversample", config.oversample, f"a TEXT that some training caption contains "
+              f"(none contains {text!r})")
+        print(f"oversample: {int(hit.sum())} of {len(ids)} clips have {text!r} in their caption, "
+              f"drawn {factor:g}× as often")
+        weights = torch.where(hit, weights * factor, weights)
+    return weights
 
 
 def init_adapter_cache(config: TrainConfig, prefix: str, name: str, compute, key: list) -> torch.Tensor:
