@@ -7,7 +7,8 @@ import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import FADE, KEEP, SMALLEST, STALL, STRAY, fade, jump, kept_share, sightings, strays, walls
+from vidgen.redraw import (FADE, KEEP, SLOW_BACK, SLOW_EDGE, SMALLEST, STALL, STRAY, fade, jump, kept_share, sightings,
+                           slow_turns, strays, walls)
 from vidgen.redraw import turns as count_turns
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
@@ -229,3 +230,27 @@ def test_a_still_object_that_leaves_its_place_counts_and_one_that_wanders_a_litt
     bindings = [binding((1, 0, 3, 3), (5, x, 3, 3)) for x in (6, 8, 8)]
     images = [drawn(binding((1, 0, 3, 3)))] + [drawn(b) for b in bindings[1:]]  # frame 0 binds word 1, draws no ink
     assert strays(sightings(images, bindings, steps((1, 0), (0, 0)), 4)) == 0
+
+
+def test_a_slow_object_that_comes_back_away_from_the_edge_counts_and_one_that_bounces_does_not():
+    """Word 0 (rows 1–3, 3×3 places of 4 px in a 48-px frame) moves right 1 px a frame as its caption says (a
+    slow object: `turns` leaves it alone); its pixels move by whole places (4 px). It counts when its pixels'
+    centre comes back SLOW_BACK px (2) from the farthest it got with its pixels there more than SLOW_EDGE px (3)
+    from the edge ahead; at the edge (place 9: its pixels end half a pixel from it) it is a bounce."""
+    assert (SLOW_BACK, SLOW_EDGE) == (2.0, 3.0)
+
+    def count(xs, move=(0.25, 0)):
+        bindings = [binding((1, x, 3, 3) if x is not None else (1, 0, 0, 0)) for x in xs]
+        return slow_turns(sightings([drawn(b) for b in bindings], bindings, steps(move), 4))
+
+    assert count((2, 3, 4, 5, 6)) == 0  # on its way
+    assert count((2, 3, 4, 3, 2)) == 1  # back in mid-frame
+    assert count((2, 3, 4, 4, 4)) == 0  # stalled: no way back
+    assert count((6, 7, 8, 9, 8, 7)) == 0  # a bounce at the right edge
+    assert count((6, 7, 8, 9, 8, 7, 8)) == 1  # bounced, then turned again in mid-frame (4 px back on its new way)
+    assert count((6, 7, 8, 9, 8, 7, 6, 7, 8, 9, 8)) == 1  # one turn in mid-frame; neither bounce counts
+    assert count((4, 3, 2, 3, 4), (-0.25, 0)) == 1  # moving left, back in mid-frame
+    assert count((2, 1, 0, 1, 2), (-0.25, 0)) == 0  # a bounce at the left edge
+    assert count((2, 3, None, 3, 2)) == 1  # a frame that does not bind it is left out
+    assert count((2, 3, 4, 3, 2), (1, 0)) == 0  # fast: `turns` judges it
+    assert count((2, 3, 4, 3, 2), (0, 0)) == 0  # still: `strays` judges it

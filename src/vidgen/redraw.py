@@ -64,6 +64,11 @@ STRAY = 4.0  # image px: `strays` counts a still object whose pixels' centre lie
 #     in a scratch reading of 528 videos of seeds 1–6, 95% of the still objects stay within 2.2 px, and the two
 #     beyond 11 px are one pushed aside and one drawn again elsewhere: model card)
 WHOLE = 3.0  # image px: `strays` reads a frame where an object's pixels span within this of their frame-0 extent
+SLOW_BACK = 2.0  # image px: `slow_turns` counts a slow object whose pixels' centre comes back this far from the
+#     farthest it got along its direction (twice its step: a one-frame stall and the jitter of where its pixels end,
+#     a few tenths of a pixel, stay well under it)
+SLOW_EDGE = 3.0  # image px: ... unless its pixels there lay within this of the edge ahead (a bounce: the shapes
+#     world turns an object at the edge, its pixels half a pixel from it)
 STALL = 0.5  # share of its step: `walls` counts an object whose pixels' gaps to the edge in two consecutive frames
 #     add up to less (two frames pressed at the edge add up to 1 px, a turn on time to its step, 3 px, less the
 #     ⅓ px by which ink reaches past an object's edge on each side)
@@ -201,6 +206,39 @@ def box(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     gaps = torch.tensor([room(pixels, axis) for axis in (0, 1)])  # (axis, before | after)
     size = torch.tensor([pixels.shape[1], pixels.shape[0]], dtype=gaps.dtype)
     return (gaps[:, 0] + size - gaps[:, 1]) / 2, size - gaps.sum(1)
+
+
+def slow_turns(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
+    """How many times the slow objects of a video's first frame (their words move them at least STILL and under
+    FAST image px a frame, which `turns` leaves alone) turn back away from the frame's edge, read off their pixels:
+    an object's direction, at first its words', flips where its pixels' centre along that direction has come
+    back SLOW_BACK px from the farthest it got since the last flip, and the flip counts unless its pixels at that
+    farthest place lay within SLOW_EDGE px of the edge ahead (a bounce). Frames that do not show it whole (`box`
+    extent more than WHOLE px off frame 0's: merged with another object, or partly hidden) are left out. In the
+    demo a slow object that the denoiser stalls for a frame leaves a context with no motion to read, the free
+    field's sign then falls either way, and once it turns the context shows it moving back (model card). seen: the
+    video's `sightings`, frame 0 first."""
+    count = 0
+    for word, (pixels, move) in seen[0].items():
+        if not STILL <= float(move.norm()) < FAST or not pixels.any():
+            continue
+        axis = int(move.abs().argmax())
+        ahead, size = (1.0 if float(move[axis]) > 0 else -1.0), box(pixels)[1]
+        farthest, at = None, None
+        for frame in seen[1:]:
+            if word not in frame or not frame[word][0].any():
+                continue
+            centre, extent = box(frame[word][0])
+            if float((extent - size).abs().max()) > WHOLE:
+                continue
+            x = float(centre[axis]) * ahead
+            if farthest is None or x >= farthest:
+                farthest, at = x, frame[word][0]
+            elif farthest - x >= SLOW_BACK:
+                gaps = room(at, axis)
+                count += (gaps[1] if ahead > 0 else gaps[0]) > SLOW_EDGE
+                ahead, farthest, at = -ahead, -x, frame[word][0]
+    return count
 
 
 def strays(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
