@@ -113,10 +113,10 @@ class GenerationConfig:
     #     away from the frame's border (`redraw.turns`: where two objects would meet, the adapter stalls one and
     #     turns it), a slower one whose pixels come back SLOW_BACK px away from it (`redraw.slow_turns`: stalled
     #     by the denoiser for a frame, the free field reads no motion and may turn it), or a still one whose
-    #     pixels move STRAY px off (`redraw.strays`: pushed aside by one that
-    #     would cross it, or drawn again elsewhere); an object kept comes first, so a take with such an object is
-    #     kept over one that fades; a prior of the demo's shapes world, whose objects turn only at walls and
-    #     whose still objects stay put: leave it off for real videos
+    #     pixels move STRAY px off (`redraw.strays`: pushed aside by one that would cross it, or drawn again
+    #     elsewhere); an object kept comes first, so a take with such an object is kept over one that fades; a
+    #     prior of the demo's shapes world, whose objects turn only at walls and whose still objects stay put:
+    #     leave it off for real videos
     retake_walls: bool = False  # with retake (else ignored), when the video draws its own frame 0: a take in
     #     which a fast object (at least FAST image px a frame) turns late at the frame's edge (`redraw.walls`:
     #     frame 0 puts it at the edge moving into it, which frame 1 cannot turn, or it stays at the edge for two

@@ -208,53 +208,58 @@ def box(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (gaps[:, 0] + size - gaps[:, 1]) / 2, size - gaps.sum(1)
 
 
+def whole(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], word: int):
+    """(centre (x, y) px, pixels (H, W) bool) of `word`'s object in each frame after frame 0 of a video's
+    `sightings` that shows it whole: its `box` extent within WHOLE px of frame 0's along each axis (not merged with
+    another object's pixels, nor partly hidden); frames that do not bind it or hold none of its ink are left out.
+    What `strays` and `slow_turns` read an object's path by."""
+    size = box(seen[0][word][0])[1]
+    for frame in seen[1:]:
+        if word in frame and frame[word][0].any():
+            centre, extent = box(frame[word][0])
+            if float((extent - size).abs().max()) <= WHOLE:
+                yield centre, frame[word][0]
+
+
 def slow_turns(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     """How many times the slow objects of a video's first frame (their words move them at least STILL and under
     FAST image px a frame, which `turns` leaves alone) turn back away from the frame's edge, read off their pixels:
     an object's direction, at first its words', flips where its pixels' centre along that direction has come
     back SLOW_BACK px from the farthest it got since the last flip, and the flip counts unless its pixels at that
-    farthest place lay within SLOW_EDGE px of the edge ahead (a bounce). Frames that do not show it whole (`box`
-    extent more than WHOLE px off frame 0's: merged with another object, or partly hidden) are left out. In the
-    demo a slow object that the denoiser stalls for a frame leaves a context with no motion to read, the free
-    field's sign then falls either way, and once it turns the context shows it moving back (model card). seen: the
-    video's `sightings`, frame 0 first."""
+    farthest place lay within SLOW_EDGE px of the edge ahead (a bounce), over the frames that show it whole
+    (`whole`: not merged with another object, nor partly hidden). In the demo a slow object that the denoiser
+    stalls for a frame leaves a context with no motion to read, the free field's sign then falls either way, and
+    once it turns the context shows it moving back (model card). seen: the video's `sightings`, frame 0 first."""
     count = 0
     for word, (pixels, move) in seen[0].items():
         if not STILL <= float(move.norm()) < FAST or not pixels.any():
             continue
         axis = int(move.abs().argmax())
-        ahead, size = (1.0 if float(move[axis]) > 0 else -1.0), box(pixels)[1]
+        ahead = 1.0 if float(move[axis]) > 0 else -1.0
         farthest, at = None, None
-        for frame in seen[1:]:
-            if word not in frame or not frame[word][0].any():
-                continue
-            centre, extent = box(frame[word][0])
-            if float((extent - size).abs().max()) > WHOLE:
-                continue
+        for centre, now in whole(seen, word):
             x = float(centre[axis]) * ahead
             if farthest is None or x >= farthest:
-                farthest, at = x, frame[word][0]
+                farthest, at = x, now
             elif farthest - x >= SLOW_BACK:
                 gaps = room(at, axis)
                 count += (gaps[1] if ahead > 0 else gaps[0]) > SLOW_EDGE
-                ahead, farthest, at = -ahead, -x, frame[word][0]
+                ahead, farthest, at = -ahead, -x, now
     return count
 
 
 def strays(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     """How many still objects of a video's first frame (their words move them under STILL image px a frame) leave
     their place: their pixels' centre lies more than STRAY px from frame 0's, root mean square over the frames
-    that show them whole (`box` extent within WHOLE px of frame 0's along each axis: not merged with another
-    object's pixels, nor partly hidden). The shapes world's still objects stay put; the adapter now and then
-    pushes one aside where a moving object would cross it, or draws it again elsewhere (model card, "A copy that
-    binds another word, and a still object that leaves its place"). seen: the video's `sightings`, frame 0 first."""
+    that show them whole (`whole`: not merged with another object's pixels, nor partly hidden). The shapes world's
+    still objects stay put; the adapter now and then pushes one aside where a moving object would cross it, or
+    draws it again elsewhere (model card, "A copy that binds another word, and a still object that leaves its
+    place"). seen: the video's `sightings`, frame 0 first."""
     count = 0
     for word, (pixels, move) in seen[0].items():
         if float(move.norm()) >= STILL or not pixels.any():
             continue  # moving, or bound where frame 0 has no ink: no place to keep
-        start, size = box(pixels)
-        off = [float((centre - start).pow(2).sum()) for centre, extent in (box(f[word][0]) for f in seen[1:]
-                                                                            if word in f and f[word][0].any())
-               if float((extent - size).abs().max()) <= WHOLE]
+        start = box(pixels)[0]
+        off = [float((centre - start).pow(2).sum()) for centre, _ in whole(seen, word)]
         count += bool(off) and (sum(off) / len(off)) ** 0.5 > STRAY
     return count
