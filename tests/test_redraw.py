@@ -7,8 +7,8 @@ import torch
 from diffusers import DDIMScheduler
 
 from vidgen import sampling
-from vidgen.redraw import (FADE, KEEP, SLOW_BACK, SLOW_EDGE, SMALLEST, STALL, STRAY, fade, jump, kept_share, sightings,
-                           slow_turns, strays, walls)
+from vidgen.redraw import (FADE, KEEP, SLOW_BACK, SLOW_EDGE, SMALLEST, STALL, STRAY, WHOLE, fade, jump, kept_share,
+                           sightings, slow_turns, strays, walls)
 from vidgen.redraw import turns as count_turns
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
@@ -206,6 +206,27 @@ def test_a_fast_object_pressed_at_the_edge_for_two_frames_counts_and_one_that_tu
     assert count((6, 7, 8, 9, 9, 8), (0.25, 0)) == 0  # slow: not judged
     assert count((2, 1, 0, 0, 1, 2), (-1, 0)) == 1  # at the left edge
     assert count((6, 7, 8, 9, None, 9, 8)) == 0  # a frame that does not bind it leaves its pairs out
+
+
+def test_a_fast_object_shortened_at_the_edge_counts_and_one_shortened_in_mid_frame_does_not():
+    """Word 0 (3 places tall) moves right 1 place (4 px) a frame; in one frame it spans 2 places (8 px of 12, at
+    least WHOLE less) with its pixels ending half a pixel from the right edge: pressed into it, its far side
+    coming on. The gaps around that frame (0.5 + 4.5 px) add up to more than STALL of its step, so only
+    `squashed` sees it."""
+    assert WHOLE == 3.0
+
+    def count(boxes, move=(1, 0)):  # boxes: (column, width) of word 0 per frame
+        bindings = [binding((1, x, 3, width), (5, 1, 3, 3)) for x, width in boxes]
+        return walls(sightings([drawn(b) for b in bindings], bindings, steps(move, (0, 0)), 4))
+
+    assert count([(6, 3), (7, 3), (8, 3), (9, 3), (8, 3)]) == 0  # turned on time, whole
+    assert count([(6, 3), (7, 3), (8, 3), (10, 2), (8, 3)]) == 1  # shortened at the edge
+    assert count([(6, 3), (7, 3), (4, 2), (8, 3)]) == 0  # shortened far from the edge (partly hidden): not here
+    assert count([(6, 3), (7, 3), (8, 3), (10, 2), (8, 3)], (0.25, 0)) == 0  # slow: not judged
+    assert count([(3, 3), (2, 3), (0, 2), (1, 3)], (-1, 0)) == 1  # at the left edge
+    bindings = [binding((1, x, 3, width), (5, 1, 3, 3)) for x, width in [(8, 3), (10, 2), (8, 3)]]
+    images = [drawn(binding((1, 0, 0, 0), (5, 1, 3, 3)))] + [drawn(b) for b in bindings[1:]]
+    assert walls(sightings(images, bindings, steps((1, 0), (0, 0)), 4)) == 0  # frame 0 binds it, draws no ink
 
 
 def test_a_still_object_that_leaves_its_place_counts_and_one_that_wanders_a_little_or_merges_does_not():

@@ -120,8 +120,9 @@ class GenerationConfig:
     retake_walls: bool = False  # with retake (else ignored), when the video draws its own frame 0: a take in
     #     which a fast object (at least FAST image px a frame) turns late at the frame's edge (`redraw.walls`:
     #     frame 0 puts it at the edge moving into it, which frame 1 cannot turn, or it stays at the edge for two
-    #     frames), and so stays off its path, is drawn again too, judged after the fade and the turns; like
-    #     retake_turns, a prior of the demo's shapes world, whose objects turn at once at a wall
+    #     frames, or is pressed into it and drawn shorter), and so stays off its path, is drawn again too, judged
+    #     after the fade and the turns; like retake_turns, a prior of the demo's shapes world, whose objects turn
+    #     at once at a wall
 
     def guidance(self) -> Guidance:
         return Guidance(self.guidance_scale, self.context_guidance_scale, self.later_guidance_scale,

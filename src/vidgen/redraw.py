@@ -33,9 +33,10 @@ or drawn again at the far side of the frame; `strays` counts those, under the sa
 An object that frame 0 draws at the frame's edge, moving into it, should turn at once; frame 1 cannot turn it
 (the word field is turned only once the context shows a motion), so it runs into the edge, stalls and turns a
 frame or two late, and stays off its path for the rest of the video (model card, "Frame 1 cannot turn"). Later
-on, the free field foresees a large object's wall less well than a small one's, and it stalls there too. `walls`
-counts such fast objects, in frame 0 and stalled later, and `retake` draws the video again (option
-`retake_walls`).
+on, the free field foresees a large object's wall less well than a small one's, and it stalls there too, or the
+carry pushes part of it past the edge and the frame is drawn with the object shorter, pressed into the wall (a
+large triangle moving up: its apex's faint ink hides how near the wall it is). `walls` counts such fast objects,
+in frame 0, stalled or pressed later, and `retake` draws the video again (option `retake_walls`).
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ def walls(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     their motion's axis (`layers.edge_gap`) together under STALL of their step in two consecutive frames (the
     world turns an object part-way through a step, so the two gaps around a turn add up to a whole step), the
     last frame left out (the video ends before a turn could show). A slow one is left alone: it turns a frame
-    late by no more than the error of where its pixels end, and drawing its video again is mostly risk.
+    late by no more than the error of where its pixels end, and drawing its video again is mostly risk. Those
+    pressed into an edge and shortened there (`squashed`) count too.
     seen: the video's `sightings`, frame 0 first (only frame 0: its walls alone)."""
     count = 0
     for word, (pixels, move) in seen[0].items():
@@ -197,8 +199,22 @@ def walls(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
         axis = int(move.abs().argmax())
         gaps = [edge_gap(f[word][0], axis) if word in f else None for f in seen[:-1]]
         count += past(pixels, move) > 0 or any(a is not None and b is not None and a + b < STALL * float(move.norm())
-                                               for a, b in zip(gaps, gaps[1:]))
+                                               for a, b in zip(gaps, gaps[1:])) or squashed(seen, word, axis)
     return count
+
+
+def squashed(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], word: int, axis: int) -> bool:
+    """Whether `word`'s object, in some frame after frame 0 of a video's `sightings`, lies within a step of the
+    frame's edge along `axis` (0: x, 1: y) with its pixels spanning at least WHOLE px less along it than in frame
+    0: pressed into the edge instead of turning, its far side still coming on (the shapes world's objects stay
+    whole). A large triangle moving up does this (model card): its apex's ink ends a pixel or two short of its
+    edge, so its gaps to the top stay above STALL's and `walls`' stall reading misses it."""
+    pixels, move = seen[0][word]
+    if not pixels.any():
+        return False  # bound where frame 0 has no ink: no extent to keep
+    step, size = float(move.norm()), box(pixels)[1][axis]
+    return any(word in f and f[word][0].any() and edge_gap(f[word][0], axis) < step
+               and float(size - box(f[word][0])[1][axis]) >= WHOLE for f in seen[1:])
 
 
 def box(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
