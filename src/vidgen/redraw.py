@@ -208,7 +208,7 @@ def squashed(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], word: int
     frame's edge along `axis` (0: x, 1: y) with its pixels spanning at least WHOLE px less along it than in frame
     0: pressed into the edge instead of turning, its far side still coming on (the shapes world's objects stay
     whole). A large triangle moving up does this (model card): its apex's ink ends a pixel or two short of its
-    edge, so its gaps to the top stay above STALL's and `walls`' stall reading misses it."""
+    edge, so its gaps to the top can stay above STALL's and `walls`' stall reading misses it."""
     pixels, move = seen[0][word]
     if not pixels.any():
         return False  # bound where frame 0 has no ink: no extent to keep
