@@ -1,8 +1,9 @@
 """Fast objects pressed into a wall: for every fast object of a scored folder's videos, the frames after frame 0
 in which its colour's pixels (the scorer's masks, over ½) lie within a step of the frame's edge along its motion
-and span at least WHOLE px less along it than in frame 0 (`redraw.squashed`'s reading, made on the mp4 with the
-scorer's colours instead of the sampler's binding). Per folder: how many fast objects, how many pressed, the share
-of the folder's squared path error they hold, by the caption's direction, and the pressed ones worst first.
+and span at least WHOLE px less along it than in frame 0 (`redraw.pressed`, the walls judge's reading, made on
+the mp4 with the scorer's colours instead of the sampler's binding). Per folder: how many fast objects, how many
+pressed, the share of the folder's squared path error they hold, by the caption's direction, and the pressed
+ones worst first.
 
     python benchmarks/pressed_objects.py runs/sweep/slowship-s1 runs/sweep/slowship-s2 runs/sweep/slowship-s3
     # writes benchmarks/results/pressed_objects.json (--name NAME: NAME.json)
@@ -16,39 +17,20 @@ from pathlib import Path
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from common import cli, folder_benchmark  # noqa: E402
 from direction_split import report  # noqa: E402
 from vidgen.data.shapes import BACKGROUNDS, parse_caption  # noqa: E402
 from vidgen.data.video_folder import read_captions  # noqa: E402
 from vidgen.eval.scorer import colour_masks  # noqa: E402
-from vidgen.redraw import FAST, WHOLE  # noqa: E402
+from vidgen.redraw import FAST, pressed  # noqa: E402
 from vidgen.video import read_video  # noqa: E402
-
-
-def span(mask: np.ndarray, axis: int) -> tuple[int, int] | None:
-    """(first, last) pixel index of a mask (H, W) bool along `axis` (0: x, 1: y); None when it is empty."""
-    at = np.nonzero(mask.any(axis=axis))[0]
-    return (int(at[0]), int(at[-1])) if len(at) else None
-
-
-def pressed_frames(mask: np.ndarray, axis: int, step: float) -> list[int]:
-    """The frames after frame 0 of an object's masks (f, H, W) bool in which it lies within `step` px of the
-    frame's edge along `axis` with its span along it at least WHOLE px shorter than in frame 0."""
-    first = span(mask[0], axis)
-    if first is None:
-        return []
-    size, side, hits = first[1] - first[0], mask.shape[2 - axis], []
-    for i in range(1, len(mask)):
-        now = span(mask[i], axis)
-        if now is not None and min(now[0] + 0.5, side - 0.5 - now[1]) < step and size - (now[1] - now[0]) >= WHOLE:
-            hits.append(i)
-    return hits
 
 
 def measure(folder: Path) -> dict:
     scored = {v["video"]: v for v in report(folder)["videos"]}
-    total, fast, pressed = 0.0, 0, []
+    total, fast, found, by_direction = 0.0, 0, [], {}
     for path, caption in read_captions(folder):
         errors_by_object = scored[path.name]["path_error_by_object"]
         scene, video, masks = parse_caption(caption), None, None
@@ -56,25 +38,23 @@ def measure(folder: Path) -> dict:
             sq = sum(e for e in errors if e is not None)
             total += sq
             video = read_video(path) if video is None else video
-            step = float(np.abs(obj.velocity(video.shape[1])).max())
-            if step < FAST:
+            move = torch.tensor(obj.velocity(video.shape[1]))
+            if float(move.norm()) < FAST:
                 continue
             fast += 1
             if masks is None:
                 masks = colour_masks(video, np.array(BACKGROUNDS[scene.background], np.float32),
                                      [o.colour for o in scene.objects])
-            axis = 0 if obj.direction in ("left", "right") else 1
-            hits = pressed_frames(masks[obj.colour] > 0.5, axis, step)
+            seen = [{0: (torch.from_numpy(mask > 0.5), move)} for mask in masks[obj.colour]]
+            hits = pressed(seen, 0, int(move.abs().argmax()))
             if hits:
-                pressed.append({"video": path.name, "object": f"{obj.size} {obj.colour} {obj.shape} {obj.direction}",
-                                "frames": hits, "squared_error": round(sq, 1)})
-    by_direction: dict = {}
-    for p in pressed:
-        by_direction[p["object"].split()[-1]] = by_direction.get(p["object"].split()[-1], 0) + 1
-    return {"fast_objects": fast, "pressed": len(pressed),
-            "share_of_squared_error": round(sum(p["squared_error"] for p in pressed) / total, 3) if total else None,
+                found.append({"video": path.name, "object": f"{obj.size} {obj.colour} {obj.shape} {obj.direction}",
+                              "frames": hits, "squared_error": round(sq, 1)})
+                by_direction[obj.direction] = by_direction.get(obj.direction, 0) + 1
+    return {"fast_objects": fast, "pressed": len(found),
+            "share_of_squared_error": round(sum(p["squared_error"] for p in found) / total, 3) if total else None,
             "pressed_by_direction": by_direction,
-            "worst": sorted(pressed, key=lambda p: -p["squared_error"])}
+            "worst": sorted(found, key=lambda p: -p["squared_error"])}
 
 
 def show(results: dict) -> str:

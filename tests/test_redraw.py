@@ -212,7 +212,7 @@ def test_a_fast_object_shortened_at_the_edge_counts_and_one_shortened_in_mid_fra
     """Word 0 (3 places wide) moves right 1 place (4 px) a frame; in one frame it spans 2 places (8 px of 12, at
     least WHOLE less) with its pixels ending half a pixel from the right edge: pressed into it, its far side
     coming on. The gaps around that frame (0.5 + 4.5 px) add up to more than STALL of its step, so only
-    `squashed` sees it."""
+    `pressed` sees it."""
     assert WHOLE == 3.0
 
     def count(boxes, move=(1, 0)):  # boxes: (column, width) of word 0 per frame

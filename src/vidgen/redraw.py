@@ -190,7 +190,7 @@ def walls(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     world turns an object part-way through a step, so the two gaps around a turn add up to a whole step), the
     last frame left out (the video ends before a turn could show). A slow one is left alone: it turns a frame
     late by no more than the error of where its pixels end, and drawing its video again is mostly risk. Those
-    pressed into an edge and shortened there (`squashed`) count too.
+    pressed into an edge and shortened there (`pressed`) count too.
     seen: the video's `sightings`, frame 0 first (only frame 0: its walls alone)."""
     count = 0
     for word, (pixels, move) in seen[0].items():
@@ -199,22 +199,22 @@ def walls(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
         axis = int(move.abs().argmax())
         gaps = [edge_gap(f[word][0], axis) if word in f else None for f in seen[:-1]]
         count += past(pixels, move) > 0 or any(a is not None and b is not None and a + b < STALL * float(move.norm())
-                                               for a, b in zip(gaps, gaps[1:])) or squashed(seen, word, axis)
+                                               for a, b in zip(gaps, gaps[1:])) or bool(pressed(seen, word, axis))
     return count
 
 
-def squashed(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], word: int, axis: int) -> bool:
-    """Whether `word`'s object, in some frame after frame 0 of a video's `sightings`, lies within a step of the
-    frame's edge along `axis` (0: x, 1: y) with its pixels spanning at least WHOLE px less along it than in frame
-    0: pressed into the edge instead of turning, its far side still coming on (the shapes world's objects stay
-    whole). A large triangle moving up does this (model card): its apex's ink ends a pixel or two short of its
-    edge, so its gaps to the top can stay above STALL's and `walls`' stall reading misses it."""
+def pressed(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], word: int, axis: int) -> list[int]:
+    """The frames after frame 0 of a video's `sightings` (their indices) in which `word`'s object lies within a
+    step of the frame's edge along `axis` (0: x, 1: y) with its pixels spanning at least WHOLE px less along it
+    than in frame 0: pressed into the edge instead of turning, its far side still coming on (the shapes world's
+    objects stay whole). A large triangle moving up does this (model card): its apex's ink ends a pixel or two
+    short of its edge, so its gaps to the top can stay above STALL's and `walls`' stall reading misses it."""
     pixels, move = seen[0][word]
     if not pixels.any():
-        return False  # bound where frame 0 has no ink: no extent to keep
+        return []  # bound where frame 0 has no ink: no extent to keep
     step, size = float(move.norm()), box(pixels)[1][axis]
-    return any(word in f and f[word][0].any() and edge_gap(f[word][0], axis) < step
-               and float(size - box(f[word][0])[1][axis]) >= WHOLE for f in seen[1:])
+    return [i for i, f in enumerate(seen) if i and word in f and f[word][0].any()
+            and edge_gap(f[word][0], axis) < step and float(size - box(f[word][0])[1][axis]) >= WHOLE]
 
 
 def box(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
