@@ -76,8 +76,8 @@ class GenerationConfig:
     carry_bounce: bool = False  # with the carry in image space (start carry, carry_space image | layered; else
     #     ignored): a fast object the carry would move past the frame's edge ahead by more than half its step
     #     is turned there, its displacement reversed (`track.bounce`), where the adapter's free field would turn
-    #     it a frame or more late; a prior of the demo's shapes world, whose objects reflect at the frame's edge;
-    #     needs flow_words, word_binding appearance
+    #     it a frame or more late; a prior of the demo's shapes world, whose objects reflect at the frame's edge
+    #     (on in the demo model, with later_guidance_scale 1.5); needs flow_words, word_binding appearance
     first_frame: str = "adapter"  # who draws a frame with no context (frame 0 when no frames are given): adapter
     #                               (the adapter's empty-context conditional) | base (the base model alone)
     first_frame_candidates: int = 1  # K: draw a frame with no context K times (one batch) and keep the one the

@@ -27,9 +27,10 @@ into the wall, the denoiser draws it pressed there, and it turns one to three fr
 for the rest of the video. `bounce` reverses, in the carry, the displacement of an object that it would move past
 the edge ahead by more than BOUNCE of its step, read off its pixels in the frame before: the carry turns it at
 the step whose whole-step turn lands nearest the reflected path. Only fast objects (FAST): where a slow one's
-pixels end is known to about its step. Off by default, and not the demo's default either: objects that run ahead
-of the caption's speed reach the wall early, and turned there on time they keep the lead after the bounce, where
-a late turn would have made up for it (model card, "Turning objects at the frame's edge in the carry").
+pixels end is known to about its step. Off by default; on in the demo model only together with later text guidance
+1.5 (objects at the caption's speed): objects that run ahead of the caption's speed reach the wall early, and
+turned there on time they keep the lead after the bounce, where a late turn would have made up for it (model
+card, "Objects at the caption's speed, turned at the wall in the carry").
 """
 
 from __future__ import annotations
