@@ -33,11 +33,10 @@ def measure(folder: Path) -> dict:
     total, fast, found, by_direction = 0.0, 0, [], {}
     for path, caption in read_captions(folder):
         errors_by_object = scored[path.name]["path_error_by_object"]
-        scene, video, masks = parse_caption(caption), None, None
+        scene, video, masks = parse_caption(caption), read_video(path), None
         for obj, errors in zip(scene.objects, errors_by_object):
             sq = sum(e for e in errors if e is not None)
             total += sq
-            video = read_video(path) if video is None else video
             move = torch.tensor(obj.velocity(video.shape[1]))
             if float(move.norm()) < FAST:
                 continue
