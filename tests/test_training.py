@@ -596,6 +596,8 @@ def test_rollouts_are_what_the_pipeline_generates_from_the_first_frame(pipe):
                                          **options)))
     # frame 0 encoded alone, as the pipeline encodes a given frame (a batch of 4 rounds differently)
     latents = torch.cat([pipe.encode_frames(video[:1]), pipe.encode_frames(video[1:])])[None]
+    # a channels-last frame 0 (the permuted uint8 view) would round its continuation differently
+    assert pipe.encode_frames(video[:1]).is_contiguous()
     own = rollouts(pipe, latents, pipe.encode_prompt(caption), pipe._config(caption, options),
                    torch.Generator().manual_seed(3))
     assert torch.equal(own[0, 0], latents[0, 0])
