@@ -371,14 +371,14 @@ class VideoPipeline:
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """(f, h, w, 3) uint8 → latents (f, c, h/s, w/s), scaled as the base model expects."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, self.dtype)
-        # contiguous (b, 3, H, W): the permuted view is channels-last, which the VAE's convolutions would carry
-        # into the latents and on into every frame generated from them, rounding differently (1e-6) from the
-        # same latents laid out as the sampler makes them
-        return self._encode((x.permute(0, 3, 1, 2) / 127.5 - 1).contiguous())
+        return self._encode(x.permute(0, 3, 1, 2) / 127.5 - 1)
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (b, 3, H, W) in [-1, 1] → latents (b, c, H/s, W/s), scaled as the base model expects."""
-        z = torch.cat([self.vae.encode(chunk).latent_dist.mode() for chunk in images.split(8)])
+        """Images (b, 3, H, W) in [-1, 1] → latents (b, c, H/s, W/s), scaled as the base model expects. The
+        images are made contiguous first: a permuted view (encode_frames' (b, H, W, 3) frames) is channels-last,
+        which the VAE's convolutions would carry into the latents and on into every frame generated from them,
+        rounding differently (1e-6) from the same latents laid out as the sampler makes them."""
+        z = torch.cat([self.vae.encode(chunk).latent_dist.mode() for chunk in images.contiguous().split(8)])
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
         return (z - shift) * self.vae.config.scaling_factor
 
