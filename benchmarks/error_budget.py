@@ -5,7 +5,7 @@
 - frame 0 wrong: the video's first frame does not hold each caption colour once and nothing else (a copy, an
   object missing, a stray: `first_frame.objects_right`), so its path starts from a wrong scene;
 - starts at a wall: the caption's path from where frame 0 drew the object turns at once or after one step
-  (frame 0 at a wall, moving into it), which frame 1 cannot do (model card, "Frame 1 cannot turn");
+  (frame 0 at a wall, moving into it), which frame 1 cannot do (model-card log, "Frame 1 cannot turn");
 - paths cross: two objects whose caption paths from frame 0 bring them together (`crossing.crosses`);
 - two objects, apart; one object: the rest.
 

@@ -126,7 +126,7 @@ class VideoAdapter(ModelMixin, ConfigMixin):
         spatial_flow (bool, default False): the spatial path warps its pooled map by a displacement field it
             predicts (zero-initialised, context.py) plus, with spatial_text, one displacement read off the caption,
             so that moving an object is one number per place; the first option that starts a motion from the
-            caption (model card).
+            caption (model-card log).
         flow_interpolation (str, default "bilinear"): how the displacement warps, bilinear or bicubic
             (`fields.warp`); bilinear in adapters saved before the option existed.
         flow_motions (int, default 0): with spatial_flow and spatial_text, M > 0 builds the field from M

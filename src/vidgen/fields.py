@@ -4,7 +4,7 @@ frame being denoised, and how the caption sets them.
 `warp` samples a map at p + field(p). A field is either predicted freely from the map (plus one displacement
 read off the caption: `SpatialEncoder`), or made of the caption's own motions, so that the map only chooses,
 per place, which motion moves it and whether it runs backwards (a bounce): `motion_field` (M displacements from
-pooled words, soft choice and sign; tried, see the model card) and `WordField` (a displacement per word, bound to
+pooled words, soft choice and sign; tried, see the model-card log) and `WordField` (a displacement per word, bound to
 places by attention, run backwards where the free field points the other way: `signed_like`).
 """
 
@@ -22,7 +22,7 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.T
     """x (b, d, h, w) sampled at p + flow(p) (flow (b, 2, h, w) in pixels, (dx, dy)), edges repeated.
 
     `mode` bilinear or bicubic. Bilinear blurs a sub-pixel shift, so the displacement that best carries one VAE
-    latent onto the next is biased short for small motions (0.88 of a quarter-pixel shift, model card); bicubic
+    latent onto the next is biased short for small motions (0.88 of a quarter-pixel shift, model-card log); bicubic
     is not (1.02)."""
     h, w = x.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
@@ -67,7 +67,7 @@ def motion_field(head: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
     head (b, 2M, h, w): M logits of a softmax over the motions per place (which motion moves it: a still object's
     motion is zero), then M sign logits (s_m = tanh(· + SIGN_BIAS) in (−1, 1): −1 runs motion m backwards, as
     after a bounce). motions (b, M, 2): the caption's displacements v_m (latent px, (dx, dy)). No place moves
-    farther than the farthest v_m. The choice is soft, so a mixture can still move a place less (the model card
+    farther than the farthest v_m. The choice is soft, so a mixture can still move a place less (the model-card log
     shows how trained adapters use that: with M = 2 they learn v and −v, whose mixtures are any shorter v).
     """
     m = motions.shape[1]
@@ -95,7 +95,7 @@ class WordField(nn.Module):
 
     `binding` says what the queries read. "map": the spatial path's pooled map, which also holds the context's
     frame differences, so a place that moved too little in the frames before (a generated frame) may stop
-    matching its words and the object stops for good (model card). "appearance": the latest context frame's
+    matching its words and the object stops for good (model-card log). "appearance": the latest context frame's
     latent alone, through a small convolution (receptive field ±2 latent px, so the place an object is about to
     cover reads it too), plus a learned "still" key of zero displacement that background places can take
     without borrowing a word's: binding by what is drawn, never by how it moved. With "appearance" the free field
@@ -167,7 +167,7 @@ def object_read(field: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor,
     word reads the guide's component along the field, f(q)·g(q), and the field's size |f(q)|²: with `read`
     "mean" summed over the places that take it (weighted by how much they take); with "peak" at the one place
     that takes it most (an object's centre as the binding sees it, where the free field foresees a bounce that
-    the mean over the whole object hides; in generated videos it also turns early: model card, "The turn read
+    the mean over the whole object hides; in generated videos it also turns early: model-card log, "The turn read
     at the object's centre"). Each place then sums both back over its own words and takes their ratio: places
     bound to the same words (one object) read the same, and a word's displacement may be any part of an
     object's motion (words' displacements add up per place). field, guide (b, 2, h, w); weights (b, L, h, w)."""

@@ -6,7 +6,7 @@ other's colour or motion. A layered carry keeps, per object, its pixels from the
 whole, moves them by the object's own displacement every frame, and lays them under the objects in view.
 
 Objects are what the adapter's word field binds (`WordField.bind`, binding by appearance): a trained field binds
-each object to one word of its caption clause with weight about 1 (model card, "Frame 0 picked by the word
+each object to one word of its caption clause with weight about 1 (model-card log, "Frame 0 picked by the word
 binding"), so a word some place takes outright is a layer, and the places that take it most are its region. An
 object's pixels are those of its region that differ from the background, the colour of the places bound to no
 word outright (a flat background, as in the shapes world; over a textured one the look keeps some background
@@ -14,7 +14,7 @@ around the object). An object is in full view while its pixel mass is at least F
 
 Objects that meet (`meet`, `carry_meet`). Where two objects come within MEET px of each other, one blob holds
 both and the field's displacement over it blends their motions, so the image carry moves them as one, and they
-go on as one object or leave one behind (model card, "Objects that meet"). With `meet`, two objects seen apart
+go on as one object or leave one behind (model-card log, "Objects that meet"). With `meet`, two objects seen apart
 that meet keep, until they are apart again, the look and the displacement each had before they met: the
 carry's pixels of both are replaced by the background, and their looks are laid in their own places, the one
 more of whose pixels are in view in front. An object about to reach the frame's edge takes the field's

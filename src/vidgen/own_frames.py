@@ -2,10 +2,10 @@
 
 At sampling time an autoregressive frame's context is made of generated frames; in training it is made of real
 ones, so what goes wrong in a generated frame is never in the training contexts, and errors compound: the
-displacement field reads a generated context's motion worse than a real one's (model card). `rollouts`
+displacement field reads a generated context's motion worse than a real one's (model-card log). `rollouts`
 generates, for real clips, the video the pipeline makes from each clip's real first frames (its sampler
 settings, start and context window), batched over clips; their objects drift from the real path, by about a
-latent pixel at frame 7 (model card). `teacher_forced` generates each frame j ≥ 1 given the *real* frames before
+latent pixel at frame 7 (model-card log). `teacher_forced` generates each frame j ≥ 1 given the *real* frames before
 it instead: the look of a generated frame on the real layout. Training with such frames as contexts
 (`TrainConfig.own_context`) keeps the real frames as the targets, so the losses still say what the real video
 did next (scheduled sampling).

@@ -579,7 +579,7 @@ class VideoPipeline:
         """(K,): for latents (K, c, h, w), how many of the caption's words (`text`, an `encode_prompt` output) some
         place takes outright under the adapter's word field (its binding by appearance, `WordField.bind`): the
         sum over words of their peak weight over places to the fourth power, floored after adding 0.1, so that a
-        word half taken adds 1/16. A trained field binds each object to one word of its clause (model card), so
+        word half taken adds 1/16. A trained field binds each object to one word of its clause (model-card log), so
         a frame that draws one object twice and leaves out the other binds one word fewer. With `clauses` (the
         prompt's `clauses`), the words of one clause add up to 1 at most: a copy drawn beside an object can bind
         another word of its clause (one copy "yellow", the other "square"), which is one object named, not two."""

@@ -3,7 +3,7 @@
 The carried start puts each object where it will be, and the denoiser, run from it at a share of the steps,
 draws the frame anew. Now and then it draws an object somewhere else: where two objects meet, one is drawn
 again at the far side of the frame, or takes the other's colour and leaves its own word unbound; the next
-frames carry the mistake on, and the video keeps it (model card, "Drawing a frame again when an object jumps").
+frames carry the mistake on, and the video keeps it (model-card log, "Drawing a frame again when an object jumps").
 Such a frame is easy to see: an object the word binding finds in the start is not where the start put it in
 the frame that came out. The frame is then drawn again from the same start with new noise, the redraws starting
 evenly spaced between the first draw's step and the schedule's end (`sampling.redraw_later`: two redraws of a
@@ -24,7 +24,7 @@ there in some frame is drawn again from the start, a new frame 0 too (`retake`, 
 loss comes from where frame 0 put the objects, so drawing the last few frames again loses the object again.
 
 An object can also stay in view and leave its path: where two objects would meet, the adapter stalls one and
-turns it back in mid-frame (model card, "Drawing the video again when an object turns in mid-frame"). The shapes
+turns it back in mid-frame (model-card log, "Drawing the video again when an object turns in mid-frame"). The shapes
 world's objects turn only at the frame's border, so `turns` counts an object's turns away from it, and `retake`
 draws such a video again as well (option `retake_turns`: a prior of the demo's world, not of real videos, whose
 objects turn anywhere). A still object can leave its place too: pushed aside where a moving one would cross it,
@@ -32,7 +32,7 @@ or drawn again at the far side of the frame; `strays` counts those, under the sa
 
 An object that frame 0 draws at the frame's edge, moving into it, should turn at once; frame 1 cannot turn it
 (the word field is turned only once the context shows a motion), so it runs into the edge, stalls and turns a
-frame or two late, and stays off its path for the rest of the video (model card, "Frame 1 cannot turn"). Later
+frame or two late, and stays off its path for the rest of the video (model-card log, "Frame 1 cannot turn"). Later
 on, the free field foresees a large object's wall less well than a small one's, and it stalls there too, or the
 carry pushes part of it past the edge and the frame is drawn with the object shorter, pressed into the wall (a
 large triangle moving up: its apex's faint ink hides how near the wall it is). `walls` counts such fast objects,
@@ -63,7 +63,7 @@ STILL = 0.3  # image px a frame: an object whose words move it less is still (`s
 STRAY = 4.0  # image px: `strays` counts a still object whose pixels' centre lies this far from frame 0's (root
 #     mean square over the frames), twice the bar's trajectory error (a still object's pixels wander about 1 px:
 #     in a scratch reading of 528 videos of seeds 1–6, 95% of the still objects stay within 2.2 px, and the two
-#     beyond 11 px are one pushed aside and one drawn again elsewhere: model card)
+#     beyond 11 px are one pushed aside and one drawn again elsewhere: model-card log)
 WHOLE = 3.0  # image px: `strays` reads a frame where an object's pixels span within this of their frame-0 extent
 SLOW_BACK = 2.0  # image px: `slow_turns` counts a slow object whose pixels' centre comes back this far from the
 #     farthest it got along its direction (twice its step: a one-frame stall and the jitter of where its pixels end,
@@ -207,7 +207,7 @@ def pressed(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]], word: int,
     """The frames after frame 0 of a video's `sightings` (their indices) in which `word`'s object lies within a
     step of the frame's edge along `axis` (0: x, 1: y) with its pixels spanning at least WHOLE px less along it
     than in frame 0: pressed into the edge instead of turning, its far side still coming on (the shapes world's
-    objects stay whole). A large triangle moving up does this (model card): its apex's ink ends a pixel or two
+    objects stay whole). A large triangle moving up does this (model-card log): its apex's ink ends a pixel or two
     short of its edge, so its gaps to the top can stay above STALL's and `walls`' stall reading misses it."""
     pixels, move = seen[0][word]
     if not pixels.any():
@@ -245,7 +245,7 @@ def slow_turns(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     farthest place lay within SLOW_EDGE px of the edge ahead (a bounce), over the frames that show it whole
     (`whole`: not merged with another object, nor partly hidden). In the demo a slow object that the denoiser
     stalls for a frame leaves a context with no motion to read, the free field's sign then falls either way, and
-    once it turns the context shows it moving back (model card). seen: the video's `sightings`, frame 0 first."""
+    once it turns the context shows it moving back (model-card log). seen: the video's `sightings`, frame 0 first."""
     count = 0
     for word, (pixels, move) in seen[0].items():
         if not STILL <= float(move.norm()) < FAST or not pixels.any():
@@ -269,7 +269,7 @@ def strays(seen: list[dict[int, tuple[torch.Tensor, torch.Tensor]]]) -> int:
     their place: their pixels' centre lies more than STRAY px from frame 0's, root mean square over the frames
     that show them whole (`whole`: not merged with another object's pixels, nor partly hidden). The shapes world's
     still objects stay put; the adapter now and then pushes one aside where a moving object would cross it, or
-    draws it again elsewhere (model card, "A copy that binds another word, and a still object that leaves its
+    draws it again elsewhere (model-card log, "A copy that binds another word, and a still object that leaves its
     place"). seen: the video's `sightings`, frame 0 first."""
     count = 0
     for word, (pixels, move) in seen[0].items():

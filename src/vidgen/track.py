@@ -11,7 +11,7 @@ cannot be told from the other's, and on held-out prompts such wrong shifts pulle
 
 `across` takes out only the part across the object's motion (all of it for a still object): along the motion
 the denoiser's shifts are not noise alone: it turns objects at walls the displacement carries into them, and
-makes up for a displacement a little short (model card, "Keeping objects on their track"). `full` takes out
+makes up for a displacement a little short (model-card log, "Keeping objects on their track"). `full` takes out
 the whole shift.
 
 Objects and their regions are those of the word binding, as in the layered carry (`layers`): a word some place

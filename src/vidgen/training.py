@@ -513,7 +513,7 @@ def loss_fn(denoiser, batch: dict, device, dtype, flow_weight: float = 0.0, inte
     With `flow_weight`, a displacement loss joins the denoising loss: warping the previous clean frame by the
     spatial path's displacement field should give the target frame (mean squared latent error over the
     autoregressive examples with a context). This is the self-supervision of optical flow, read off any video;
-    through the denoising loss alone the field gets so weak a gradient that it stays near zero (model card).
+    through the denoising loss alone the field gets so weak a gradient that it stays near zero (model-card log).
     With a longer history (`flow_horizon` H), frame i−k warped by k times the field should give it too
     (constant motion over H frames): the mean is over every (example, k) pair whose frame i−k exists. A slow
     object's quarter-pixel step then meets the loss of a k-fold shift. With `flow_words`, the free field that
