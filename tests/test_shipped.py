@@ -109,7 +109,7 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     counts = iter([1, 0] + [0, 2, 1])
     monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: next(counts))
     monkeypatch.setattr(vidgen.pipeline, "strays", lambda seen: 0)
-    monkeypatch.setattr(vidgen.pipeline, "slow_turns", lambda seen: 0)
+    monkeypatch.setattr(vidgen.pipeline, "pixel_turns", lambda seen: 0)
     options["retake_turns"] = True
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()  # take 1 turns
     # none passes: take 1 fades (and turns none), take 2 turns twice, take 3 once: take 3 is kept
@@ -121,11 +121,11 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     monkeypatch.setattr(vidgen.pipeline, "strays", lambda seen: next(strayed))
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
     monkeypatch.setattr(vidgen.pipeline, "strays", lambda seen: 0)
-    # and so does a slow object that turns in mid-frame
+    # and so does a moving object whose pixels turn in mid-frame
     slow = iter([1, 0])
-    monkeypatch.setattr(vidgen.pipeline, "slow_turns", lambda seen: next(slow))
+    monkeypatch.setattr(vidgen.pipeline, "pixel_turns", lambda seen: next(slow))
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
-    monkeypatch.setattr(vidgen.pipeline, "slow_turns", lambda seen: 0)
+    monkeypatch.setattr(vidgen.pipeline, "pixel_turns", lambda seen: 0)
     # with walls judged too, after the fade and the turns: take 1 has an object late at a wall, take 2 does not
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: 0.0)
     counts, walled = iter([0, 0] + [1, 0, 1]), iter([1, 0] + [1, 2, 0])

@@ -18,7 +18,7 @@ from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry, drawn_objects
-from .redraw import fade, jump, sightings, slow_turns, strays, turns, walls
+from .redraw import fade, jump, pixel_turns, sightings, strays, turns, walls
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .track import TRACKS, TrackKeeper, bounce
@@ -111,8 +111,9 @@ class GenerationConfig:
     retake_turns: bool = False  # with retake (else ignored): a take in which an object of frame 0 leaves its
     #     caption's path in mid-frame is drawn again too: one moving at least FAST image px a frame that turns back
     #     away from the frame's border (`redraw.turns`: where two objects would meet, the adapter stalls one and
-    #     turns it), a slower one whose pixels come back SLOW_BACK px away from it (`redraw.slow_turns`: stalled
-    #     by the denoiser for a frame, the free field reads no motion and may turn it), or a still one whose
+    #     turns it), any moving one whose pixels come back BACK_PX px away from it (`redraw.pixel_turns`: a slow
+    #     one stalled by the denoiser for a frame, whose free field then reads no motion and may turn it, or a fast
+    #     one turned where it met another, which `turns` can miss), or a still one whose
     #     pixels move STRAY px off (`redraw.strays`: pushed aside by one that would cross it, or drawn again
     #     elsewhere); an object kept comes first, so a take with such an object is kept over one that fades; a
     #     prior of the demo's shapes world, whose objects turn only at walls and whose still objects stay put:
@@ -614,7 +615,7 @@ class VideoPipeline:
                    judge_walls: bool = False, images: list[torch.Tensor] | None = None) -> tuple[float, int, int]:
         """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0; its
         objects off the caption's path in mid-frame, or 0 unless `judge_turns`: moving ones that turn,
-        `redraw.turns` and `redraw.slow_turns`, and still ones that leave their place, `redraw.strays`; its fast
+        `redraw.turns` and `redraw.pixel_turns`, and still ones that leave their place, `redraw.strays`; its fast
         objects late at a wall, `redraw.walls`, or 0 unless `judge_walls`), objects kept first, then paths, then
         walls; all 0 passes. latents: per frame (1, c, h, w); text: an `encode_prompt` output; `images`: the
         frames' `_decode`, when the caller already made them."""
@@ -625,7 +626,7 @@ class VideoPipeline:
         step = self.caption_steps(latents[0], text)[0]
         images = images if images is not None else [self._decode(x) for x in latents]
         seen = sightings(images, bindings, step, self.vae_scale_factor)
-        return (worst, turns(bindings, step, self.vae_scale_factor) + slow_turns(seen) + strays(seen)
+        return (worst, turns(bindings, step, self.vae_scale_factor) + pixel_turns(seen) + strays(seen)
                 if judge_turns else 0,
                 walls(seen) if judge_walls else 0)
 
