@@ -8,7 +8,7 @@ from diffusers import DDIMScheduler
 
 from vidgen import sampling
 from vidgen.redraw import (BACK_PX, EDGE_PX, FADE, KEEP, SMALLEST, STALL, STRAY, WHOLE, fade, jump, kept_share,
-                           pixel_turns, sightings, strays, walls)
+                           pixel_turns, sightings, strays, unnamed, walls)
 from vidgen.redraw import turns as count_turns
 
 from .test_sampling_math import SCHEDULE, alpha_sigma
@@ -45,6 +45,18 @@ def test_an_object_coming_into_view_is_not_judged_and_one_coming_out_from_behind
     assert SMALLEST * H * W > 2 and kept_share(edge, binding((2, 2, 3, 3))) == 1.0  # too small to judge
     half = binding((2, 2, 3, 2))  # two columns of an object in view, all five the next frame
     assert kept_share(half, binding((2, 2, 3, 5))) == pytest.approx(3 / 5) and jump(half, binding((2, 2, 3, 5))) == 0
+
+
+def test_a_clause_whose_object_frame_0_does_not_draw_is_unnamed():
+    """Words 0 and 1 belong to clause 0, word 2 to clause 1 ("… and …"); a frame names a clause when one of its
+    words takes a judged region (at least SMALLEST of the places)."""
+    two = torch.tensor([0, 0, 1])
+    assert unnamed(binding((2, 2, 3, 3), (0, 0, 0, 0), (7, 7, 3, 3)), two) == 0  # both objects drawn
+    assert unnamed(binding((0, 0, 0, 0), (2, 2, 3, 3), (7, 7, 3, 3)), two) == 0  # clause 0 by its other word
+    assert unnamed(binding((2, 2, 3, 3), (7, 7, 3, 3)), two) == 1  # two objects, both of clause 0: one unnamed
+    assert unnamed(binding((2, 2, 3, 3), (0, 0, 0, 0), (7, 7, 1, 2)), two) == 1  # two places: too faint to judge
+    assert unnamed(binding(), two) == 2
+    assert unnamed(binding((2, 2, 3, 3)), torch.tensor([0, -1, -1])) == 0  # one clause; "and" and padding: none
 
 
 def test_best_of_redraws_while_the_best_falls_short_and_keeps_the_lowest():

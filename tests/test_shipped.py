@@ -81,8 +81,9 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     """A single object keeps its places in every frame: one take, the same video as without `retake`. A take
     judged faded (or, with `retake_turns`, turning in mid-frame, fast or slow, or with a still object astray) is
     drawn again from the start with the generator's next draws, and the first passing take is kept, or when none
-    passes the least faded (with `retake_turns`, of those the one that turns least; with `retake_walls`, of those
-    the one whose frame 0 puts fewest objects at a wall, unless frame 0 is given)."""
+    passes the least faded, a take whose frame 0 leaves out a clause's object counting as lost outright (with
+    `retake_turns`, of those the one that turns least; with `retake_walls`, of those the one whose frame 0 puts
+    fewest objects at a wall, unless frame 0 is given)."""
     import vidgen.pipeline
 
     real, judged = vidgen.pipeline.fade, []
@@ -126,6 +127,13 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     monkeypatch.setattr(vidgen.pipeline, "pixel_turns", lambda seen: next(slow))
     assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[1]).all()
     monkeypatch.setattr(vidgen.pipeline, "pixel_turns", lambda seen: 0)
+    # a take whose frame 0 draws no object of one of the caption's clauses counts as one lost outright (FADE),
+    # behind a take that turns: take 1 turns, take 2 leaves a clause out, take 3 turns: take 1 is kept
+    counts, left_out = iter([1, 0, 1]), iter([0, 1, 0])
+    monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: next(counts))
+    monkeypatch.setattr(vidgen.pipeline, "unnamed", lambda first, clauses: next(left_out))
+    assert (shipped(PROMPT, retake=2, generator=seeded(), **options).frames == takes[0]).all()
+    monkeypatch.setattr(vidgen.pipeline, "unnamed", lambda first, clauses: 0)
     # with walls judged too, after the fade and the turns: take 1 has an object late at a wall, take 2 does not
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: 0.0)
     counts, walled = iter([0, 0] + [1, 0, 1]), iter([1, 0] + [1, 2, 0])

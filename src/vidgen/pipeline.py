@@ -18,7 +18,7 @@ from .errors import VidgenError, check
 from .fields import warp
 from .guidance import Guidance, frame_model, video_model, warp_latents
 from .layers import LayeredCarry, drawn_objects
-from .redraw import fade, jump, pixel_turns, sightings, strays, turns, walls
+from .redraw import FADE, fade, jump, pixel_turns, sightings, strays, turns, unnamed, walls
 from .sampling import (ERROR_LEVELS, FrameContext, Mode, Start, denoising_error, first_within, sample_autoregressive,
                        sample_frame, sample_joint)
 from .track import TRACKS, TrackKeeper, bounce
@@ -461,7 +461,7 @@ class VideoPipeline:
         for _ in range(config.retake + 1):
             take = list(self._take(config, text, null_text, prefix, generator, guess, clauses))
             short = self.judge_take([x for x, _ in take], text, config.retake_turns,
-                                    config.retake_walls and prefix is None, [d for _, d in take])
+                                    config.retake_walls and prefix is None, [d for _, d in take], clauses)
             if short < least:
                 best, least = take, short
             if not any(least):
@@ -612,15 +612,20 @@ class VideoPipeline:
         return torch.tensor(out, device=self.device)
 
     def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
-                   judge_walls: bool = False, images: list[torch.Tensor] | None = None) -> tuple[float, int, int]:
-        """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0; its
-        objects off the caption's path in mid-frame, or 0 unless `judge_turns`: moving ones that turn,
-        `redraw.turns` and `redraw.pixel_turns`, and still ones that leave their place, `redraw.strays`; its fast
-        objects late at a wall, `redraw.walls`, or 0 unless `judge_walls`), objects kept first, then paths, then
-        walls; all 0 passes. latents: per frame (1, c, h, w); text: an `encode_prompt` output; `images`: the
-        frames' `_decode`, when the caller already made them."""
+                   judge_walls: bool = False, images: list[torch.Tensor] | None = None,
+                   clauses: torch.Tensor | None = None) -> tuple[float, int, int]:
+        """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0, or
+        FADE, an object lost outright, when frame 0 draws no object of one of the caption's `clauses`
+        (`redraw.unnamed`); its objects off the caption's path in mid-frame, or 0 unless `judge_turns`: moving
+        ones that turn, `redraw.turns` and `redraw.pixel_turns`, and still ones that leave their place,
+        `redraw.strays`; its fast objects late at a wall, `redraw.walls`, or 0 unless `judge_walls`), objects kept
+        first, then paths, then walls; all 0 passes. latents: per frame (1, c, h, w); text: an `encode_prompt`
+        output; `images`: the frames' `_decode`, when the caller already made them; `clauses`: the prompt's
+        (`clauses`)."""
         bindings = [self.bind(x, text)[0, :-1] for x in latents]
         worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
+        if clauses is not None and unnamed(bindings[0], clauses):
+            worst = max(worst, FADE)
         if not (judge_turns or judge_walls):
             return worst, 0, 0
         step = self.caption_steps(latents[0], text)[0]
