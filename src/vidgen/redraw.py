@@ -122,8 +122,8 @@ def unnamed(first: torch.Tensor, clauses: torch.Tensor) -> int:
     no object of the video's first frame belongs to, its binding `first` (L, h, w; still key left out): an object
     the caption names that frame 0 does not draw, or draws too faintly for the judges to see (`judged`). Such an
     object is lost in every frame, and no judge reads it: `fade`, the turns and the walls judge only the objects of
-    frame 0, so a take without one would pass where a take with it turned once (model card, "Where the rest of the
-    error is")."""
+    frame 0, so a take without one would pass where a take with it turned once (model card, "Judging the takes
+    again")."""
     named = {int(clauses[word]) for word in judged(first) if int(clauses[word]) >= 0}
     return max(0, int(clauses.max()) + 1 - len(named))
 
