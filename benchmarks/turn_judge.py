@@ -4,8 +4,8 @@ each mp4 is encoded again by the shipped VAE and bound by the shipped adapter's 
 FADE of its places), `redraw.unnamed` (a caption clause whose object frame 0 does not draw), `redraw.pixel_turns`
 (a moving object's pixels coming back away from the border), `redraw.strays` (a still object leaving its place)
 and `redraw.walls` (a fast object late at a wall; these three read off the mp4's frames as the take's decodes)
-are read off the bindings, as `retake` reads them off a take's latents (which bind a little differently from latents encoded again from the mp4, so a flag
-here is an estimate of the sampler's).
+are read off the bindings, as `retake` reads them off a take's latents (which bind a little differently from
+latents encoded again from the mp4, so a flag here is an estimate of the sampler's).
 
 Per folder: the videos each judge flags, with their trajectory error, and the share of the folder's squared
 error they hold.
