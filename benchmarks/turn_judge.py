@@ -24,7 +24,6 @@ from common import cli, folder_benchmark
 from vidgen import VideoPipeline
 from vidgen.data.video_folder import read_captions
 from vidgen.eval.scorer import score_video
-from vidgen.redraw import fade, pixel_turns, sightings, strays, turns, unnamed, walls
 from vidgen.video import read_video
 
 PIPE: list[VideoPipeline] = []
@@ -32,20 +31,13 @@ PIPE: list[VideoPipeline] = []
 
 @torch.no_grad()
 def judge(pipe: VideoPipeline, frames, caption: str) -> dict[str, float | int]:
-    """The worst fade, the clauses frame 0 leaves out, the turns read off the binding and off the pixels, the still
-    objects astray and the walls of a video (f, H, W, 3) uint8 under its caption, each read as
-    `VideoPipeline.judge_take` reads it (which ranks a clause left out as a fade of FADE, and adds the turns and
-    the strays)."""
+    """`VideoPipeline.take_readings` of a video (f, H, W, 3) uint8 under its caption: the worst fade, the clauses
+    frame 0 leaves out, the turns read off the binding and off the pixels, the still objects astray and the walls
+    (`judge_take` ranks a clause left out as a fade of FADE, and adds the turns and the strays)."""
     images = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 127.5 - 1 for f in frames]
     latents = list(pipe.encode_frames(frames)[:, None])
-    text = pipe.encode_prompt(caption)
-    bindings = [pipe.bind(x, text)[0, :-1] for x in latents]
-    step = pipe.caption_steps(latents[0], text)[0]
-    seen = sightings(images, bindings, step, pipe.vae_scale_factor)
-    return {"fade": round(max((fade(bindings[0], b) for b in bindings[1:]), default=0.0), 3),
-            "unnamed": unnamed(bindings[0], pipe.clauses(caption)),
-            "turns": turns(bindings, step, pipe.vae_scale_factor), "pixel_turns": pixel_turns(seen),
-            "strays": strays(seen), "walls": walls(seen)}
+    read = pipe.take_readings(latents, pipe.encode_prompt(caption), images=images, clauses=pipe.clauses(caption))
+    return {**read, "fade": round(read["fade"], 3)}
 
 
 def measure(folder: Path) -> dict:

@@ -611,29 +611,43 @@ class VideoPipeline:
             clause += joins
         return torch.tensor(out, device=self.device)
 
-    def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
-                   judge_walls: bool = False, images: list[torch.Tensor] | None = None,
-                   clauses: torch.Tensor | None = None) -> tuple[float, int, int]:
-        """How a whole video falls short, as `retake` judges a take: (its worst `redraw.fade` against frame 0, or
-        FADE, an object lost outright, when frame 0 draws no object of one of the caption's `clauses`
-        (`redraw.unnamed`); its objects off the caption's path in mid-frame, or 0 unless `judge_turns`: moving
-        ones that turn, `redraw.turns` and `redraw.pixel_turns`, and still ones that leave their place,
-        `redraw.strays`; its fast objects late at a wall, `redraw.walls`, or 0 unless `judge_walls`), objects kept
-        first, then paths, then walls; all 0 passes. latents: per frame (1, c, h, w); text: an `encode_prompt`
-        output; `images`: the frames' `_decode`, when the caller already made them; `clauses`: the prompt's
-        (`clauses`)."""
+    def take_readings(self, latents: list[torch.Tensor], text: torch.Tensor, read_turns: bool = True,
+                      read_walls: bool = True, images: list[torch.Tensor] | None = None,
+                      clauses: torch.Tensor | None = None) -> dict[str, float | int]:
+        """Each whole-video judge's reading of a take: `fade`, its worst `redraw.fade` against frame 0; `unnamed`,
+        the caption's `clauses` frame 0 draws no object of (`redraw.unnamed`; 0 without `clauses`); with
+        `read_turns`, its objects off the caption's path in mid-frame, moving ones that turn (`turns`, read off
+        the binding, and `pixel_turns`, off the pixels) and still ones that leave their place (`strays`); with
+        `read_walls`, its fast objects late at a wall (`walls`). latents: per frame (1, c, h, w); text: an
+        `encode_prompt` output; `images`: the frames' `_decode`, when the caller already made them. `judge_take`
+        ranks takes by them; benchmarks/turn_judge.py reports them one by one."""
         bindings = [self.bind(x, text)[0, :-1] for x in latents]
-        worst = max((fade(bindings[0], b) for b in bindings[1:]), default=0.0)
-        if clauses is not None and unnamed(bindings[0], clauses):
-            worst = max(worst, FADE)
-        if not (judge_turns or judge_walls):
-            return worst, 0, 0
+        out = {"fade": max((fade(bindings[0], b) for b in bindings[1:]), default=0.0),
+               "unnamed": unnamed(bindings[0], clauses) if clauses is not None else 0}
+        if not (read_turns or read_walls):
+            return out
         step = self.caption_steps(latents[0], text)[0]
         images = images if images is not None else [self._decode(x) for x in latents]
         seen = sightings(images, bindings, step, self.vae_scale_factor)
-        return (worst, turns(bindings, step, self.vae_scale_factor) + pixel_turns(seen) + strays(seen)
-                if judge_turns else 0,
-                walls(seen) if judge_walls else 0)
+        if read_turns:
+            out.update(turns=turns(bindings, step, self.vae_scale_factor), pixel_turns=pixel_turns(seen),
+                       strays=strays(seen))
+        if read_walls:
+            out["walls"] = walls(seen)
+        return out
+
+    def judge_take(self, latents: list[torch.Tensor], text: torch.Tensor, judge_turns: bool = True,
+                   judge_walls: bool = False, images: list[torch.Tensor] | None = None,
+                   clauses: torch.Tensor | None = None) -> tuple[float, int, int]:
+        """How a whole video falls short, as `retake` ranks a take, from its `take_readings`: (its worst fade, or
+        FADE, an object lost outright, when frame 0 draws no object of one of the caption's `clauses`; its
+        objects off the caption's path in mid-frame, turns, pixel turns and strays, or 0 unless `judge_turns`; its
+        fast objects late at a wall, or 0 unless `judge_walls`), objects kept first, then paths, then walls; all 0
+        passes."""
+        read = self.take_readings(latents, text, judge_turns, judge_walls, images, clauses)
+        worst = max(read["fade"], FADE) if read["unnamed"] else read["fade"]
+        return (worst, read["turns"] + read["pixel_turns"] + read["strays"] if judge_turns else 0,
+                read.get("walls", 0))
 
     def caption_steps(self, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The adapter's word field's displacement of latents (K, c, h, w) as the caption (`text`, an
