@@ -187,7 +187,8 @@ def main() -> None:
             results[f"{field}:{strength}"] = {**{k: summary[k] for k in KEYS}, "videos": len(scores),
                                               "videos_missing_an_object_somewhere": len(missed),
                                               "per_video": [[round(sc[k], 3) for k in KEYS] for sc in scores]}
-            print(field, strength, {k: round(summary[k], 3) for k in KEYS}, "videos missing an object somewhere:", len(missed), flush=True)
+            print(field, strength, {k: round(summary[k], 3) for k in KEYS}, "videos missing an object somewhere:",
+                  len(missed), flush=True)
     write_results(args.name, {"machine": machine(), "results": results})
     if len(strengths) > 1:
         plot(results, args.name)
