@@ -611,6 +611,7 @@ class VideoPipeline:
             clause += joins
         return torch.tensor(out, device=self.device)
 
+    @torch.no_grad()
     def take_readings(self, latents: list[torch.Tensor], text: torch.Tensor, read_turns: bool = True,
                       read_walls: bool = True, images: list[torch.Tensor] | None = None,
                       clauses: torch.Tensor | None = None) -> dict[str, float | int]:
