@@ -150,25 +150,24 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
 
 
 def test_take_readings_read_each_judge_asked_for_and_judge_take_ranks_by_them(shipped, monkeypatch):
-    """`take_readings` of a shipped video (its frames encoded again, as benchmarks/turn_judge.py reads an mp4):
-    one square moving right slowly keeps its places and is named in frame 0 (fade and unnamed 0); the path judges
-    are read only when asked; `judge_take`'s tuple is built from the readings, a clause left out ranking as FADE."""
+    """`take_readings` of a shipped video (its frames encoded again; the pixel judges read their decodes): one
+    square moving right slowly keeps its places and is named in frame 0 (fade and unnamed 0); the path judges are
+    read only when asked; `judge_take`'s tuple is built from the readings, a clause left out ranking as FADE."""
     import vidgen.pipeline
 
     frames = shipped(PROMPT, num_frames=4, retake=0, generator=torch.Generator().manual_seed(0)).frames
     latents, text = list(shipped.encode_frames(frames)[:, None]), shipped.encode_prompt(PROMPT)
-    images = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 127.5 - 1 for f in frames]
     clauses = shipped.clauses(PROMPT)
-    read = shipped.take_readings(latents, text, images=images, clauses=clauses)
+    read = shipped.take_readings(latents, text, clauses=clauses)
     assert set(read) == {"fade", "unnamed", "turns", "pixel_turns", "strays", "walls"}
     assert read["fade"] == 0 and read["unnamed"] == 0
-    assert shipped.judge_take(latents, text, True, True, images, clauses) == (
+    assert shipped.judge_take(latents, text, True, True, clauses=clauses) == (
         read["fade"], read["turns"] + read["pixel_turns"] + read["strays"], read["walls"])
     for name in ("turns", "pixel_turns", "strays", "walls", "sightings"):
         monkeypatch.setattr(vidgen.pipeline, name, lambda *a, name=name: pytest.fail(f"{name} is not asked for"))
-    assert shipped.take_readings(latents, text, False, False, images, clauses) == {"fade": 0, "unnamed": 0}
+    assert shipped.take_readings(latents, text, False, False, clauses=clauses) == {"fade": 0, "unnamed": 0}
     monkeypatch.setattr(vidgen.pipeline, "unnamed", lambda first, clauses: 1)
-    assert shipped.judge_take(latents, text, False, False, images, clauses) == (vidgen.pipeline.FADE, 0, 0)
+    assert shipped.judge_take(latents, text, False, False, clauses=clauses) == (vidgen.pipeline.FADE, 0, 0)
 
 
 def test_carry_bounce_reads_each_carried_frame_with_its_binding(shipped, monkeypatch):
