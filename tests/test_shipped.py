@@ -3,6 +3,7 @@ scorer accepts in each mode, and `vidgen generate` needs no model arguments. Loo
 missing or broken model; the model's real scores are in docs/model-card.md. They check what the demo model
 gets right today (background, colour, size, count); shape and motion join them when it meets issue 4's bar."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from vidgen.cli import main
 from vidgen.errors import VidgenError
 from vidgen.eval.evaluate import independent_images
 from vidgen.eval.scorer import score_video
+from vidgen.pipeline import to_uint8
 from vidgen.shipped import ADAPTER, BASE, MODELS
 
 PROMPT = "a large red square moving right slowly on a black background"  # a train-split caption
@@ -147,6 +149,35 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: 0)
     monkeypatch.setattr(vidgen.pipeline, "walls", lambda *a: pytest.fail("a given frame 0 is not judged"))
     shipped(PROMPT, image=takes[0][0], retake=2, generator=seeded(), **options)
+
+
+def test_retake_judges_a_longer_video_on_its_first_retake_frames_and_draws_on_only_the_take_kept(shipped,
+                                                                                                  monkeypatch):
+    """With `retake_frames` under `num_frames`, each take is drawn that far and judged on those frames; the rest
+    of the video is drawn for the take kept alone, after the last take (so memory stays flat): the frames drawn
+    are the takes' heads and one tail. 0 judges the whole video."""
+    import vidgen.pipeline
+
+    real_sampler, real_judge, drawn, judged = vidgen.pipeline.sample_autoregressive, shipped.judge_take, [], []
+
+    def sampler(*args, **kwargs):
+        for latent in real_sampler(*args, **kwargs):
+            drawn.append(latent)
+            yield latent
+
+    def judge(latents, text, *args):
+        judged.append([to_uint8(image)[0] for image in args[2]])
+        return (0.0 if len(judged) > 1 else 0.5, 0, 0)  # take 0 fades, take 1 passes
+
+    monkeypatch.setattr(vidgen.pipeline, "sample_autoregressive", sampler)
+    monkeypatch.setattr(shipped, "judge_take", judge)
+    options = dict(num_frames=5, retake=3, retake_frames=3, generator=torch.Generator().manual_seed(0))
+    frames = shipped(PROMPT, **options).frames
+    assert [len(take) for take in judged] == [3, 3] and len(drawn) == 3 + 5 and len(frames) == 5
+    assert (frames[:3] == np.stack(judged[1])).all() and not (frames[:3] == np.stack(judged[0])).all()
+    judged.clear()
+    shipped(PROMPT, **(options | {"retake_frames": 0, "generator": torch.Generator().manual_seed(0)}))
+    assert [len(take) for take in judged] == [5, 5]
 
 
 def test_take_readings_read_each_judge_asked_for_and_judge_take_ranks_by_them(shipped, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sys
 from dataclasses import dataclass, fields
@@ -106,8 +107,13 @@ class GenerationConfig:
     retake: int = 0  # N: autoregressive mode, a video in which an object of frame 0 has faded in some frame to
     #     under a third of its places there (`redraw.fade`: one passing behind another, two that meet becoming
     #     one) is drawn again from the start, frame 0 too, with new noise, up to N times, and the take whose worst
-    #     fade is least is kept (with retake_turns, of those, the one with the fewest turns); the video is held
-    #     whole until then (memory grows with num_frames); needs flow_words, word_binding appearance
+    #     fade is least is kept (with retake_turns, of those, the one with the fewest turns); each take is
+    #     judged on its first retake_frames frames, held until then; needs flow_words, word_binding appearance
+    retake_frames: int = 16  # with retake (else ignored): how many frames of a take, its first, are judged (0: all);
+    #     a longer video's takes are drawn that far, and the one kept goes on from there, so memory stays flat and
+    #     the time grows with num_frames once, not once per take (a whole long take fails some judge almost
+    #     always: four 256-frame videos drew most of their takes, model card "Long videos"); the judges were
+    #     tuned on 16-frame videos
     retake_turns: bool = False  # with retake (else ignored): a take in which an object of frame 0 leaves its
     #     caption's path in mid-frame is drawn again too: one moving at least FAST image px a frame that turns back
     #     away from the frame's border (`redraw.turns`: where two objects would meet, the adapter stalls one and
@@ -158,6 +164,7 @@ class GenerationConfig:
         check(self.first_frame_retries >= 0, "first_frame_retries", self.first_frame_retries, "an integer ≥ 0")
         check(self.redraw >= 0, "redraw", self.redraw, "an integer ≥ 0")
         check(self.retake >= 0, "retake", self.retake, "an integer ≥ 0")
+        check(self.retake_frames >= 0, "retake_frames", self.retake_frames, "an integer ≥ 0 (0: all frames)")
         check(0 <= self.context_noise < num_train_timesteps, "context_noise", self.context_noise,
               f"an integer in [0, {num_train_timesteps})")
 
@@ -443,7 +450,7 @@ class VideoPipeline:
     def stream(self, prompt: str, *, image=None, video=None, generator: torch.Generator | None = None,
                guess: Callable | None = None, **options) -> Iterator[np.ndarray]:
         """Autoregressive generation, one (height, width, 3) uint8 frame at a time, memory flat in
-        `num_frames` (with `retake`, each take is held whole until it is judged). Options are the fields of
+        `num_frames` (with `retake`, each take's first `retake_frames` are held until judged). Options are the fields of
         `GenerationConfig`. `guess`, a callable (i, history: {j: latents
         (1, c, h, w)}) → the latents frame i starts from (or None: noise), replaces the `start` option (an oracle's
         start in a benchmark, say)."""
@@ -457,16 +464,18 @@ class VideoPipeline:
             for _, decoded in self._take(config, text, null_text, prefix, generator, guess, clauses):
                 yield to_uint8(decoded)[0]
             return
-        best, least = [], (float("inf"), 0, 0)
+        judged = config.retake_frames or config.num_frames
+        best, least = ([], iter(())), (float("inf"), 0, 0)
         for _ in range(config.retake + 1):
-            take = list(self._take(config, text, null_text, prefix, generator, guess, clauses))
-            short = self.judge_take([x for x, _ in take], text, config.retake_turns,
-                                    config.retake_walls and prefix is None, [d for _, d in take], clauses)
+            take = self._take(config, text, null_text, prefix, generator, guess, clauses)
+            head = list(itertools.islice(take, judged))  # the rest is drawn only for the take kept, after the last
+            short = self.judge_take([x for x, _ in head], text, config.retake_turns,
+                                    config.retake_walls and prefix is None, [d for _, d in head], clauses)
             if short < least:
-                best, least = take, short
+                best, least = (head, take), short
             if not any(least):
                 break
-        for _, decoded in best:
+        for _, decoded in itertools.chain(*best):
             yield to_uint8(decoded)[0]
 
     def _take(self, config: GenerationConfig, text, null_text, prefix, generator, guess,
