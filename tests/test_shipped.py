@@ -13,7 +13,7 @@ from vidgen.errors import VidgenError
 from vidgen.eval.evaluate import independent_images
 from vidgen.eval.scorer import score_video
 from vidgen.pipeline import to_uint8
-from vidgen.shipped import ADAPTER, BASE, MODELS
+from vidgen.shipped import ADAPTER, BASE, MODELS, unknown_words
 
 PROMPT = "a large red square moving right slowly on a black background"  # a train-split caption
 
@@ -223,7 +223,17 @@ def test_generate_needs_no_model_arguments(tmp_path, capsys):
     out = tmp_path / "video.mp4"
     assert main(["generate", PROMPT, "--frames", "4", "--steps", "5", "--out", str(out)]) == 0
     assert read_video(out).shape == (4, 64, 64, 3)
-    assert "wrote 4 frames" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "wrote 4 frames" in out.out and out.err == ""  # every word of PROMPT is one the demo knows
+
+
+def test_generate_notes_the_words_the_demo_model_does_not_know(tmp_path, capsys):
+    out = tmp_path / "video.mp4"
+    assert main(["generate", "A purple circle, dancing left!", "--frames", "2", "--steps", "2", "--out",
+                 str(out)]) == 0  # a note, not an error: the video is still drawn
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not purple, dancing;" in err and "circle" in err.split(";")[1]
+    assert unknown_words("a small red circle moving right quickly on a black background") == []
 
 
 def test_missing_shipped_model_is_a_one_line_error(monkeypatch, tmp_path, capsys):

@@ -3,6 +3,7 @@ Diffusion folder trained on the shapes world (`shapes-base/`) and its video adap
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .errors import VidgenError
@@ -19,3 +20,12 @@ def shipped(folder: Path) -> Path:
                           "clone of the vidgen repository installed with `pip install -e .` (the weights live in "
                           "its models/ folder), or --model DIR (a diffusers Stable Diffusion folder)")
     return folder
+
+
+def unknown_words(prompt: str) -> list[str]:
+    """The words of `prompt` outside the shapes world's vocabulary, the only words the demo model was trained on
+    (its tokenizer splits any other into pieces it has never seen), each once, in order."""
+    from .data.shapes import VOCABULARY
+
+    words = re.findall(r"[a-z]+", prompt.lower())
+    return list(dict.fromkeys(w for w in words if w not in VOCABULARY))
