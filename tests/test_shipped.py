@@ -158,7 +158,7 @@ def test_retake_judges_a_longer_video_on_its_first_retake_frames_and_draws_on_on
     are the takes' heads and one tail. 0 judges the whole video."""
     import vidgen.pipeline
 
-    real_sampler, real_judge, drawn, judged = vidgen.pipeline.sample_autoregressive, shipped.judge_take, [], []
+    real_sampler, drawn, judged = vidgen.pipeline.sample_autoregressive, [], []
 
     def sampler(*args, **kwargs):
         for latent in real_sampler(*args, **kwargs):
