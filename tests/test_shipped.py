@@ -223,8 +223,8 @@ def test_generate_needs_no_model_arguments(tmp_path, capsys):
     out = tmp_path / "video.mp4"
     assert main(["generate", PROMPT, "--frames", "4", "--steps", "5", "--out", str(out)]) == 0
     assert read_video(out).shape == (4, 64, 64, 3)
-    out = capsys.readouterr()
-    assert "wrote 4 frames" in out.out and out.err == ""  # every word of PROMPT is one the demo knows
+    printed = capsys.readouterr()
+    assert "wrote 4 frames" in printed.out and printed.err == ""  # every word of PROMPT is one the demo knows
 
 
 def test_generate_notes_the_words_the_demo_model_does_not_know(tmp_path, capsys):
