@@ -113,7 +113,7 @@ class GenerationConfig:
     #     a longer video's takes are drawn that far, and the one kept goes on from there, so memory stays flat past
     #     them and the time grows with num_frames once, not once per take (a whole long take fails some judge
     #     almost always, so judging whole takes drew most of them); judging the first 16 frames only let objects
-    #     fade later on: 4.89 → 9.90 px over the drift-64 row (model card, "Drift over 64 and 256 frames")
+    #     fade later on: 4.89 → 9.90 px over the drift-64 row (model card, "Long videos: judging the opening")
     retake_turns: bool = False  # with retake (else ignored): a take in which an object of frame 0 leaves its
     #     caption's path in mid-frame is drawn again too: one moving at least FAST image px a frame that turns back
     #     away from the frame's border (`redraw.turns`: where two objects would meet, the adapter stalls one and
