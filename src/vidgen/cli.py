@@ -141,13 +141,10 @@ def generate(args) -> None:
     if args.image is not None and not os.path.isfile(args.image):
         raise VidgenError(f"--image: got {args.image!r}, which is not a file; expected an image file")
     if args.model is None:
-        from .data.shapes import VOCABULARY
-        from .shipped import unknown_words
+        from .shipped import unknown_words_note
 
-        if unknown := unknown_words(args.prompt):
-            print(f"vidgen: note: the demo model knows only the shapes world's words, not {', '.join(unknown)}; it "
-                  f"draws captions made of {' '.join(VOCABULARY)} (e.g. \"a large blue square moving up slowly on a "
-                  f"white background\"); --model DIR for another model", file=sys.stderr)
+        if note := unknown_words_note(args.prompt):
+            print(f"vidgen: note: {note}", file=sys.stderr)
     pipe = VideoPipeline.from_pretrained(args.model, adapter=args.adapter, device=args.device)
     generator = torch.Generator().manual_seed(args.seed)
     video = pipe(args.prompt, image=args.image, video=args.video, generator=generator, output=args.out,

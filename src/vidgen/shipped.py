@@ -29,3 +29,16 @@ def unknown_words(prompt: str) -> list[str]:
 
     words = re.findall(r"[a-z]+", prompt.lower())
     return list(dict.fromkeys(w for w in words if w not in VOCABULARY))
+
+
+def unknown_words_note(prompt: str) -> str | None:
+    """One line naming the `unknown_words` of `prompt`, the words the demo model knows and an example caption;
+    None when the demo model knows every word."""
+    from .data.shapes import VOCABULARY
+
+    unknown = unknown_words(prompt)
+    if not unknown:
+        return None
+    return (f"the demo model knows only the shapes world's words, not {', '.join(unknown)}; it draws captions made "
+            f"of {' '.join(VOCABULARY)} (e.g. \"a large blue square moving up slowly on a white background\"); "
+            "--model DIR for another model")
