@@ -149,6 +149,6 @@ def write_results(name: str, payload: dict) -> Path:
     `payload`."""
     out = Path(__file__).resolve().parent / "results" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
-    command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+    command = " ".join([f"python benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     out.write_text(json.dumps({"command": command, **payload}, indent=2))
     return out

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -22,7 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from common import machine, write_results  # noqa: E402
+from vidgen.eval.scorer import score_video  # noqa: E402
+from vidgen.video import read_video  # noqa: E402
+
 PROMPT = "a large green triangle standing still and a large orange square standing still on a gray background"
 RUNS = {"first 64 frames judged (default)": [], "whole takes judged": ["--retake-frames", "0"]}
 
@@ -33,10 +38,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--seed", type=int, default=100104)
     args = parser.parse_args()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "OMP_NUM_THREADS": "1"}
-    from vidgen.eval.scorer import score_video
-    from vidgen.video import read_video
-
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         started, children = time.perf_counter(), {}
         for name, flags in RUNS.items():
@@ -57,18 +59,15 @@ def main() -> None:
                           "trajectory_rmse": round(score.trajectory_rmse, 2),
                           "direction_accuracy": round(score.direction_accuracy, 3),
                           "attributes_correct": round(score.attributes_correct, 3)}
-    result = {"command": " ".join(["python benchmarks/long_video.py", *sys.argv[1:]]),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-              "prompt": args.prompt, "frames": args.frames, "seed": args.seed,
-              "runs": {name: runs[name] for name in RUNS}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "long_video.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = write_results("long_video", {"machine": machine(), "prompt": args.prompt, "frames": args.frames,
+                                        "seed": args.seed, "runs": {name: runs[name] for name in RUNS}})
+    result = json.loads(path.read_text())
     lines = [f"`{args.prompt}`, {args.frames} frames, seed {args.seed}, on {result['machine']}; the two commands "
              "started together, one thread each. Reproduce: `" + result["command"] + "`.", "",
              "| takes | wall s | peak RSS MiB | trajectory px | direction | attributes |", "|---|---|---|---|---|---|"]
     lines += [f"| {name} | {r['wall_seconds']} | {r['peak_rss_mib']} | {r['trajectory_rmse']} | "
               f"{r['direction_accuracy']:.1%} | {r['attributes_correct']:.1%} |" for name, r in result["runs"].items()]
-    (RESULTS / "long_video.md").write_text("\n".join(lines) + "\n")
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
