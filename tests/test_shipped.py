@@ -89,7 +89,8 @@ def test_retake_draws_again_a_video_that_fades_or_turns_and_keeps_the_least_shor
     import vidgen.pipeline
 
     real, judged = vidgen.pipeline.fade, []
-    options = dict(num_frames=4, retake_turns=False)
+    options = dict(num_frames=4, retake_turns=False, first_frame_candidates=1, first_frame_steps=8,
+                   first_frame_retries=0, redraw=0)  # frame 0 drawn cheaply: the takes are what is judged
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     monkeypatch.setattr(vidgen.pipeline, "turns", lambda bindings, step, scale: pytest.fail("turns are not judged"))
     monkeypatch.setattr(vidgen.pipeline, "fade", lambda first, frame: judged.append(real(first, frame)) or judged[-1])
