@@ -156,10 +156,11 @@ def test_retake_judges_a_longer_video_on_its_first_retake_frames_and_draws_on_on
                                                                                                   monkeypatch):
     """With `retake_frames` under `num_frames`, each take is drawn that far and judged on those frames; the rest
     of the video is drawn for the take kept alone, after the last take (so memory stays flat): the frames drawn
-    are the takes' heads and one tail. 0 judges the whole video."""
+    are the takes' heads and one tail. The judges read the frames as shown, encoded again. 0 judges the whole
+    video."""
     import vidgen.pipeline
 
-    real_sampler, drawn, judged = vidgen.pipeline.sample_autoregressive, [], []
+    real_sampler, drawn, judged, read = vidgen.pipeline.sample_autoregressive, [], [], []
 
     def sampler(*args, **kwargs):
         for latent in real_sampler(*args, **kwargs):
@@ -168,6 +169,7 @@ def test_retake_judges_a_longer_video_on_its_first_retake_frames_and_draws_on_on
 
     def judge(latents, text, *args):
         judged.append([to_uint8(image)[0] for image in args[2]])
+        read.append((torch.cat(latents), torch.cat(args[2])))
         return (0.0 if len(judged) > 1 else 0.5, 0, 0)  # take 0 fades, take 1 passes
 
     monkeypatch.setattr(vidgen.pipeline, "sample_autoregressive", sampler)
@@ -176,6 +178,9 @@ def test_retake_judges_a_longer_video_on_its_first_retake_frames_and_draws_on_on
     frames = shipped(PROMPT, **options).frames
     assert [len(take) for take in judged] == [3, 3] and len(drawn) == 3 + 5 and len(frames) == 5
     assert (frames[:3] == np.stack(judged[1])).all() and not (frames[:3] == np.stack(judged[0])).all()
+    # the judges read what the video shows, its frames encoded again, not the latents the sampler drew them from
+    latents, images = read[1]
+    assert torch.equal(latents, shipped._encode(images)) and not torch.allclose(latents, torch.cat(drawn[3:6]))
     judged.clear()
     shipped(PROMPT, **(options | {"retake_frames": 0, "generator": torch.Generator().manual_seed(0)}))
     assert [len(take) for take in judged] == [5, 5]

@@ -108,7 +108,9 @@ class GenerationConfig:
     #     under a third of its places there (`redraw.fade`: one passing behind another, two that meet becoming
     #     one) is drawn again from the start, frame 0 too, with new noise, up to N times, and the take whose worst
     #     fade is least is kept (with retake_turns, of those, the one with the fewest turns); each take is
-    #     judged on its first retake_frames frames, held until then; needs flow_words, word_binding appearance
+    #     judged on its first retake_frames frames, held until then, as the video shows them (each frame's decode
+    #     encoded again: a faint object the sampler's latents still bind can be lost in what is shown; model card,
+    #     "Judging what the video shows"); needs flow_words, word_binding appearance
     retake_frames: int = 64  # with retake (else ignored): how many frames of a take, its first, are judged (0: all);
     #     a longer video's takes are drawn that far, and the one kept goes on from there, so memory stays flat past
     #     them and the time grows with num_frames once, not once per take (a whole long take fails some judge
@@ -469,8 +471,10 @@ class VideoPipeline:
         for _ in range(config.retake + 1):
             take = self._take(config, text, null_text, prefix, generator, guess, clauses)
             head = list(itertools.islice(take, judged))  # the rest is drawn only for the take kept, after the last
-            short = self.judge_take([x for x, _ in head], text, config.retake_turns,
-                                    config.retake_walls and prefix is None, [d for _, d in head], clauses)
+            images = [d for _, d in head]
+            shown = list(self._encode(torch.cat(images)).split(1))  # what the video shows, read as the judges read
+            short = self.judge_take(shown, text, config.retake_turns, config.retake_walls and prefix is None,
+                                    images, clauses)
             if short < least:
                 best, least = (head, take), short
             if not any(least):
